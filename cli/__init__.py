@@ -1,0 +1,1 @@
+"""The `vortex` command line (installed as vortexfmt.cli)."""

@@ -1,0 +1,20 @@
+"""Vortex: lossless compression of structured binary data with learned models."""
+
+from vortexfmt.api import compress, decompress, open
+from vortexfmt.container.reader import ArchiveReader
+from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
+from vortexfmt.errors import (
+    FrameDamageError,
+    ModelMismatchError,
+    UnsupportedCodecError,
+    VortexError,
+    VortexFormatError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_FRAME_SIZE", "ArchiveReader", "ArchiveWriter", "FrameDamageError",
+    "ModelMismatchError", "UnsupportedCodecError", "VortexError", "VortexFormatError",
+    "compress", "decompress", "open",
+]

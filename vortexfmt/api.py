@@ -1,0 +1,59 @@
+"""Module-level functions: open(), compress(), decompress()."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+
+from vortexfmt.container.reader import ArchiveReader
+from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
+
+
+def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
+         model: object | None = None, encoding: str | None = None, errors: str | None = None,
+         newline: str | None = None):
+    """Open a Vortex archive for reading or writing, like gzip.open().
+
+    `file` is a path or a binary file object (which is not closed on close()). `mode` is
+    "rb"/"r", "wb"/"w", "xb"/"x", or with "t" for text (then `encoding`, `errors`,
+    `newline` apply). Reading returns an ArchiveReader, writing an ArchiveWriter; `codec`,
+    `frame_size` and `model` apply to writing (`model` to reading neural frames too).
+    """
+    text = "t" in mode
+    binary_mode = mode.replace("t", "").replace("b", "")
+    if binary_mode not in ("r", "w", "x") or len(mode) != len(set(mode)) or \
+            ("t" in mode and "b" in mode):
+        raise ValueError(f"invalid mode {mode!r}")
+    if not text and (encoding is not None or errors is not None or newline is not None):
+        raise ValueError("encoding, errors and newline apply to text mode only")
+    owns_file = isinstance(file, (str, bytes, os.PathLike))
+    fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
+    try:
+        if binary_mode == "r":
+            stream = ArchiveReader(fileobj, model=model, close_fileobj=owns_file)
+        else:
+            stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
+                                   close_fileobj=owns_file)
+    except BaseException:
+        if owns_file:
+            fileobj.close()
+        raise
+    if text:
+        return io.TextIOWrapper(stream, encoding, errors, newline)
+    return stream
+
+
+def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
+             model: object | None = None) -> bytes:
+    """Return a whole archive holding `data`."""
+    sink = io.BytesIO()
+    with ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model) as writer:
+        writer.write(data)
+    return sink.getvalue()
+
+
+def decompress(blob: bytes, *, model: object | None = None) -> bytes:
+    """Return the raw content of a whole archive; raises VortexFormatError on damage."""
+    with ArchiveReader(io.BytesIO(blob), model=model) as reader:
+        return reader.read()  # reading to the end checks the whole-content checksum

@@ -1,0 +1,86 @@
+"""Model-free frame codecs: stored, zstd and lzma (FORMAT.md "Frame codecs")."""
+
+from __future__ import annotations
+
+import lzma
+
+import zstandard
+
+from vortexfmt.errors import VortexFormatError
+from vortexfmt.spec import CodecId
+
+ZSTD_LEVEL = 19
+LZMA_PRESET = 9 | lzma.PRESET_EXTREME
+
+
+class StoredCodec:
+    """Raw bytes, unchanged."""
+
+    codec_id = CodecId.STORED
+    name = "stored"
+
+    def encode(self, raw: bytes) -> bytes:
+        return bytes(raw)
+
+    def decode(self, payload: bytes, raw_size: int) -> bytes:
+        if len(payload) != raw_size:
+            raise VortexFormatError(
+                f"stored payload holds {len(payload)} bytes, header says {raw_size}")
+        return payload
+
+
+class ZstdCodec:
+    """One Zstandard frame (RFC 8878) without content size or checksum fields."""
+
+    codec_id = CodecId.ZSTD
+    name = "zstd"
+
+    def __init__(self, level: int = ZSTD_LEVEL) -> None:
+        self._compressor = zstandard.ZstdCompressor(
+            level=level, write_content_size=False, write_checksum=False)
+
+    def encode(self, raw: bytes) -> bytes:
+        return self._compressor.compress(raw)
+
+    def decode(self, payload: bytes, raw_size: int) -> bytes:
+        # max_output_size bounds the allocation: a payload can never expand past its frame.
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=max(raw_size, 1))
+        except zstandard.ZstdError as error:
+            raise VortexFormatError(f"zstd payload is corrupt: {error}") from None
+        if len(raw) != raw_size:
+            raise VortexFormatError(
+                f"zstd payload decodes to {len(raw)} bytes, header says {raw_size}")
+        return raw
+
+
+def lzma_dict_size(raw_size: int) -> int:
+    """LZMA2 dictionary size for a frame: the next power of two >= raw_size, at least 4 KiB."""
+    return max(4096, 1 << max(0, raw_size - 1).bit_length())
+
+
+class LzmaCodec:
+    """A raw LZMA2 stream (no .xz container) whose dictionary spans the frame."""
+
+    codec_id = CodecId.LZMA
+    name = "lzma"
+
+    def encode(self, raw: bytes) -> bytes:
+        filters = [{"id": lzma.FILTER_LZMA2, "preset": LZMA_PRESET,
+                    "dict_size": lzma_dict_size(len(raw))}]
+        return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=filters)
+
+    def decode(self, payload: bytes, raw_size: int) -> bytes:
+        filters = [{"id": lzma.FILTER_LZMA2, "dict_size": lzma_dict_size(raw_size)}]
+        decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
+        try:
+            raw = decompressor.decompress(payload, max_length=raw_size + 1)
+        except lzma.LZMAError as error:
+            raise VortexFormatError(f"lzma payload is corrupt: {error}") from None
+        if len(raw) != raw_size or not decompressor.eof or decompressor.unused_data:
+            raise VortexFormatError(
+                f"lzma payload decodes to {len(raw)} bytes, header says {raw_size}")
+        return raw
+
+
+CLASSIC_CODECS = {codec.codec_id: codec for codec in (StoredCodec(), ZstdCodec(), LzmaCodec())}

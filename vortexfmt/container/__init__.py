@@ -1,0 +1,1 @@
+"""The Vortex container: reading and writing archives over the `spec` declarations."""

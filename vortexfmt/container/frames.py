@@ -1,0 +1,66 @@
+"""Reading and decoding one frame."""
+
+from __future__ import annotations
+
+from vortexfmt import spec
+from vortexfmt.codecs import FrameDecoders, codec_name
+from vortexfmt.container import structures
+from vortexfmt.container.layout import read_exact
+from vortexfmt.container.structures import FileHeader, FrameHeader, IndexEntry
+from vortexfmt.errors import FrameDamageError, VortexFormatError
+
+
+def describe(number: int, raw_offset: int | None, raw_size: int | None,
+             offset: int | None = None) -> str:
+    """'frame 3 (raw bytes 3145728..4194303) at offset 3145990' for error messages."""
+    span = ""
+    if raw_offset is not None and raw_size is not None:
+        span = f" (raw bytes {raw_offset}..{raw_offset + raw_size - 1})" if raw_size else \
+            " (no raw bytes)"
+    return f"frame {number}{span}" + ("" if offset is None else f" at offset {offset}")
+
+
+def read_frame_header(fileobj, offset: int, file_header: FileHeader) -> FrameHeader:
+    data = read_exact(fileobj, spec.FRAME_HEADER_SIZE, "frame header", offset)
+    return structures.parse_frame_header(data, offset, file_header.frame_size)
+
+
+def decode_payload(header: FrameHeader, payload: bytes, decoders: FrameDecoders,
+                   where: str) -> bytes:
+    """Decode a payload and check it against the frame's checksum."""
+    try:
+        raw = decoders.decode(header.codec, payload, header.raw_size)
+    except VortexFormatError as error:
+        raise VortexFormatError(f"{where}: {codec_name(header.codec)} payload: {error}") \
+            from None
+    if len(raw) != header.raw_size:
+        raise VortexFormatError(f"{where}: decoded {len(raw)} bytes, expected {header.raw_size}")
+    if spec.xxh64(raw) != header.raw_checksum:
+        raise VortexFormatError(f"{where}: checksum mismatch")
+    return raw
+
+
+def load_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
+                       file_header: FileHeader, decoders: FrameDecoders) -> bytes:
+    """Read and decode frame `number` of a seekable archive, as its index entry describes.
+
+    Any damage raises FrameDamageError carrying the frame's raw byte range.
+    """
+    where = describe(number, entry.raw_offset, entry.raw_size, entry.frame_offset)
+    try:
+        fileobj.seek(base + entry.frame_offset)
+        header = read_frame_header(fileobj, entry.frame_offset, file_header)
+        if (header.frame_number, header.raw_size, header.payload_size) != \
+                (number, entry.raw_size, entry.payload_size):
+            raise VortexFormatError("frame header disagrees with the seek index")
+        payload = read_exact(fileobj, header.payload_size, "frame payload",
+                             entry.frame_offset + spec.FRAME_HEADER_SIZE)
+        return decode_payload(header, payload, decoders, where)
+    except FrameDamageError:
+        raise
+    except VortexFormatError as error:
+        message = str(error)
+        if not message.startswith(where):
+            message = f"{where}: {message}"
+        raise FrameDamageError(message, frame_number=number, raw_offset=entry.raw_offset,
+                               raw_size=entry.raw_size) from None

@@ -1,0 +1,301 @@
+"""Reading archives: a file object over the raw content, decoding only the frames it needs.
+
+Shaped like CPython's gzip/lzma readers: `FrameReader` (io.RawIOBase) only knows how to
+produce raw bytes and where a raw position lies; `io.BufferedReader` adds buffering and
+readline; `ArchiveReader` is the thin public class that owns the underlying file.
+
+On a seekable file the seek index maps a raw position to its frame, so a seek costs one
+frame's decode. On a pipe, frames are decoded in order and seeks may only go forward.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+
+import xxhash
+
+from vortexfmt import spec
+from vortexfmt.codecs import FrameDecoders
+from vortexfmt.container import structures
+from vortexfmt.container.frames import (
+    decode_payload,
+    describe,
+    load_indexed_frame,
+)
+from vortexfmt.container.layout import Layout, read_exact, read_file_header, read_layout
+from vortexfmt.container.structures import FileHeader, IndexEntry
+from vortexfmt.errors import VortexFormatError
+
+
+def _is_seekable(fileobj) -> bool:
+    try:
+        return bool(fileobj.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+class FrameReader(io.RawIOBase):
+    """Raw-content reader over an archive; see the module docstring."""
+
+    def __init__(self, fileobj, model: object | None = None) -> None:
+        self._fileobj = fileobj
+        self._seekable = _is_seekable(fileobj)
+        if self._seekable:
+            self.layout: Layout | None = read_layout(fileobj)
+            self.header: FileHeader = self.layout.header
+            self._raw_starts = [entry.raw_offset for entry in self.layout.frames]
+        else:
+            self.layout = None
+            self.header = read_file_header(fileobj)
+            self._stream_offset = spec.FILE_HEADER_SIZE
+            self._stream_entries: list[IndexEntry] = []
+            self._stream_done = False
+        self._decoders = FrameDecoders(self.header.model_id, model)
+        self._position = 0
+        self._frame_number = -1
+        self._frame_start = 0
+        self._frame = b""
+        # The whole-content checksum is checked when the content is read start to end.
+        self._content_hash: xxhash.xxh64 | None = xxhash.xxh64()
+
+    # io.RawIOBase -----------------------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if not view.nbytes or not self._ensure_frame():
+            return 0
+        start = self._position - self._frame_start
+        count = min(view.nbytes, len(self._frame) - start)
+        chunk = self._frame[start:start + count]
+        view[:count] = chunk
+        self._position += count
+        if self._content_hash is not None:
+            self._content_hash.update(chunk)
+            if self._seekable and self._position == self.layout.raw_size:
+                self._check_content()
+        return count
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._position + offset
+        elif whence == io.SEEK_END:
+            if not self._seekable:
+                raise io.UnsupportedOperation("SEEK_END on an archive read from a stream")
+            target = self.layout.raw_size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target == self._position:
+            return target
+        if self._seekable:
+            self._content_hash = None
+            self._position = target
+            return target
+        if target < self._position:
+            raise io.UnsupportedOperation("backward seek on an archive read from a stream")
+        while self._position < target and self._ensure_frame():
+            step = min(target - self._position, self._frame_start + len(self._frame)
+                       - self._position)
+            start = self._position - self._frame_start
+            self._content_hash.update(self._frame[start:start + step])
+            self._position += step
+        return self._position
+
+    # Frames -----------------------------------------------------------------------------------
+
+    @property
+    def raw_size(self) -> int | None:
+        """Total raw size, known up front on seekable archives only."""
+        return self.layout.raw_size if self._seekable else None
+
+    def _ensure_frame(self) -> bool:
+        """Make the frame holding the current position current; False at end of content."""
+        if self._frame_start <= self._position < self._frame_start + len(self._frame):
+            return True
+        if self._seekable:
+            if self._position >= self.layout.raw_size:
+                return False
+            number = bisect.bisect_right(self._raw_starts, self._position) - 1
+            entry = self.layout.frames[number]
+            self._frame = load_indexed_frame(self._fileobj, self.layout.base, number, entry,
+                                             self.header, self._decoders)
+            self._frame_number, self._frame_start = number, entry.raw_offset
+            return True
+        while not self._stream_done:
+            if self._read_stream_block():
+                return True
+        return False
+
+    def _read_stream_block(self) -> bool:
+        """Read the next block of a non-seekable archive; True if it was a frame."""
+        offset = self._stream_offset
+        magic = read_exact(self._fileobj, 4, "block", offset)
+        if magic == spec.FRAME_MAGIC:
+            data = magic + read_exact(self._fileobj, spec.FRAME_HEADER_SIZE - 4,
+                                      "frame header", offset)
+            header = structures.parse_frame_header(data, offset, self.header.frame_size)
+            raw_offset = len(self._stream_entries) * self.header.frame_size
+            where = describe(header.frame_number, raw_offset, header.raw_size, offset)
+            if header.frame_number != len(self._stream_entries):
+                raise VortexFormatError(f"{where}: expected frame {len(self._stream_entries)}")
+            if self._stream_entries and self._stream_entries[-1].raw_size != \
+                    self.header.frame_size:
+                raise VortexFormatError(f"{where}: follows a short frame")
+            payload = read_exact(self._fileobj, header.payload_size, "frame payload",
+                                 offset + spec.FRAME_HEADER_SIZE)
+            self._frame = decode_payload(header, payload, self._decoders, where)
+            self._stream_entries.append(
+                IndexEntry(offset, raw_offset, header.raw_size, header.payload_size))
+            self._frame_number, self._frame_start = header.frame_number, raw_offset
+            self._stream_offset += spec.FRAME_HEADER_SIZE + header.payload_size
+            return bool(self._frame)
+        if magic == spec.SKIPPABLE_MAGIC:
+            data = magic + read_exact(self._fileobj, spec.SKIPPABLE_HEADER_SIZE - 4,
+                                      "skippable section", offset)
+            length = structures.parse_skippable_header(data, offset)
+            self._skip(length, offset)
+            self._stream_offset += spec.SKIPPABLE_HEADER_SIZE + length
+            return False
+        if magic == spec.INDEX_MAGIC:
+            self._finish_stream(magic, offset)
+            return False
+        raise VortexFormatError(f"offset {offset}: expected a frame, skippable section or "
+                                f"seek index, found bytes {magic.hex()}")
+
+    def _skip(self, length: int, offset: int) -> None:
+        while length:
+            step = min(length, 1 << 16)
+            read_exact(self._fileobj, step, "skippable section", offset)
+            length -= step
+
+    def _finish_stream(self, magic: bytes, offset: int) -> None:
+        """Read the seek index and trailer at the end of a stream and check them against
+        the frames seen, then check the whole-content checksum."""
+        count_bytes = read_exact(self._fileobj, 4, "seek index", offset)
+        count = int.from_bytes(count_bytes, "little")
+        if count != len(self._stream_entries):
+            raise VortexFormatError(f"seek index at offset {offset}: lists {count} frames, "
+                                    f"the archive holds {len(self._stream_entries)}")
+        rest = read_exact(self._fileobj, spec.index_size(count) - 8, "seek index", offset)
+        entries = structures.parse_index(magic + count_bytes + rest, offset)
+        trailer_offset = offset + spec.index_size(count)
+        trailer = structures.parse_trailer(
+            read_exact(self._fileobj, spec.TRAILER_SIZE, "trailer", trailer_offset),
+            trailer_offset)
+        if entries != self._stream_entries or trailer.index_offset != offset:
+            raise VortexFormatError(f"seek index at offset {offset}: disagrees with the frames")
+        raw_size = sum(entry.raw_size for entry in entries)
+        if trailer.raw_size != raw_size:
+            raise VortexFormatError(f"trailer at offset {trailer_offset}: raw size "
+                                    f"{trailer.raw_size}, frames hold {raw_size}")
+        if self._fileobj.read(1):
+            raise VortexFormatError(f"offset {trailer_offset + spec.TRAILER_SIZE}: "
+                                    "data after the trailer")
+        self._stream_done = True
+        self._stream_trailer = trailer
+        self._check_content()
+
+    def _check_content(self) -> None:
+        expected = (self.layout.trailer if self._seekable else self._stream_trailer)
+        if self._content_hash is not None and \
+                self._content_hash.intdigest() != expected.content_checksum:
+            raise VortexFormatError("whole-content checksum mismatch: the archive is damaged")
+        self._content_hash = None
+
+
+class ArchiveReader(io.BufferedIOBase):
+    """Read-only file object over the raw content of a Vortex archive.
+
+    Supports read, read1, readinto, readline, iteration, peek, and seek/tell on raw
+    positions (forward only when `fileobj` is not seekable). Damage raises
+    VortexFormatError (FrameDamageError for a frame) naming what and where.
+    """
+
+    def __init__(self, fileobj, *, model: object | None = None,
+                 close_fileobj: bool = False) -> None:
+        self._fileobj = fileobj
+        self._close_fileobj = close_fileobj
+        try:
+            self._raw = FrameReader(fileobj, model)
+        except BaseException:
+            if close_fileobj:
+                fileobj.close()
+            raise
+        self._buffer = io.BufferedReader(self._raw)
+
+    @property
+    def header(self) -> FileHeader:
+        return self._raw.header
+
+    @property
+    def layout(self) -> Layout | None:
+        """Header, frame table and trailer (None when reading a stream)."""
+        return self._raw.layout
+
+    def readable(self) -> bool:
+        self._check_open()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return self._raw.seekable()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_open()
+        return self._buffer.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._check_open()
+        return self._buffer.read1(size)
+
+    def readinto(self, buffer) -> int:
+        self._check_open()
+        return self._buffer.readinto(buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._check_open()
+        return self._buffer.readline(size)
+
+    def peek(self, size: int = 0) -> bytes:
+        self._check_open()
+        return self._buffer.peek(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        return self._buffer.seek(offset, whence)
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._buffer.tell()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._buffer.close()
+        finally:
+            try:
+                if self._close_fileobj:
+                    self._fileobj.close()
+            finally:
+                super().close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed archive reader")
+
+
+__all__ = ["ArchiveReader", "FrameReader"]

@@ -1,0 +1,125 @@
+"""Writing archives: a file object that cuts its input into frames and never seeks."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import xxhash
+
+from vortexfmt import spec
+from vortexfmt.codecs import FrameEncoder
+from vortexfmt.container import structures
+from vortexfmt.container.structures import IndexEntry
+
+DEFAULT_FRAME_SIZE = 1 << 20
+
+
+class ArchiveWriter(io.BufferedIOBase):
+    """Write-only file object producing a Vortex archive on `fileobj`.
+
+    Raw bytes written are cut into frames of `frame_size` bytes; each frame is encoded and
+    written as soon as it is full, so memory holds one frame whatever the input size. The
+    seek index and trailer are written by close(). The underlying file is only ever appended
+    to, so pipes and stdout work. `progress`, if given, is called with the number of raw
+    bytes each written frame holds.
+    """
+
+    def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
+                 model: object | None = None, close_fileobj: bool = False,
+                 progress: Callable[[int], None] | None = None) -> None:
+        if not spec.MIN_FRAME_SIZE <= frame_size <= spec.MAX_FRAME_SIZE:
+            raise ValueError(f"frame size must lie in {spec.MIN_FRAME_SIZE}.."
+                             f"{spec.MAX_FRAME_SIZE}, got {frame_size}")
+        self._encoder = FrameEncoder(codec, model)
+        self._fileobj = fileobj
+        self._close_fileobj = close_fileobj
+        self._progress = progress
+        self.frame_size = frame_size
+        self._pending = bytearray()
+        self._index: list[IndexEntry] = []
+        self._content_hash = xxhash.xxh64()
+        self._raw_size = 0
+        self._offset = 0
+        self.codec_counts: dict[int, int] = {}
+        self._emit(structures.build_file_header(
+            frame_size, self._encoder.model_id or structures.NO_MODEL))
+
+    # io.BufferedIOBase ------------------------------------------------------------------------
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._check_open()
+        view = memoryview(data).cast("B")
+        self._pending += view
+        while len(self._pending) >= self.frame_size:
+            frame = bytes(self._pending[:self.frame_size])
+            del self._pending[:self.frame_size]
+            self._write_frame(frame)
+        return view.nbytes
+
+    def tell(self) -> int:
+        """Raw bytes written so far."""
+        self._check_open()
+        return self._raw_size + len(self._pending)
+
+    def flush(self) -> None:
+        """Flush the underlying file. A partial frame stays buffered: frames are whole."""
+        self._check_open()
+        if hasattr(self._fileobj, "flush"):
+            self._fileobj.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._pending:
+                self._write_frame(bytes(self._pending))
+                self._pending.clear()
+            index_offset = self._offset
+            self._emit(structures.build_index(self._index))
+            self._emit(structures.build_trailer(index_offset, self._raw_size,
+                                                self._content_hash.intdigest()))
+            if hasattr(self._fileobj, "flush"):
+                self._fileobj.flush()
+        finally:
+            try:
+                if self._close_fileobj:
+                    self._fileobj.close()
+            finally:
+                super().close()
+
+    # Archive structure ------------------------------------------------------------------------
+
+    @property
+    def raw_size(self) -> int:
+        """Raw bytes written into frames so far (all of them once closed)."""
+        return self._raw_size
+
+    @property
+    def packed_size(self) -> int:
+        """Archive bytes written so far."""
+        return self._offset
+
+    def _write_frame(self, raw: bytes) -> None:
+        codec_id, payload = self._encoder.encode(raw)
+        header = structures.build_frame_header(
+            codec_id, len(self._index), len(raw), len(payload), spec.xxh64(raw))
+        self._index.append(IndexEntry(self._offset, self._raw_size, len(raw), len(payload)))
+        self._emit(header)
+        self._emit(payload)
+        self._content_hash.update(raw)
+        self._raw_size += len(raw)
+        self.codec_counts[codec_id] = self.codec_counts.get(codec_id, 0) + 1
+        if self._progress is not None:
+            self._progress(len(raw))
+
+    def _emit(self, data: bytes) -> None:
+        self._fileobj.write(data)
+        self._offset += len(data)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed archive writer")
