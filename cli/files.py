@@ -21,11 +21,12 @@ def check_can_write(path: str, force: bool) -> None:
 
 
 @contextmanager
-def atomic_output(path: str, *, keep_on_error: bool = False) -> Iterator:
+def atomic_output(path: str, *, keep_on: tuple[type[BaseException], ...] = ()) -> Iterator:
     """A binary file object for `path` (stdout for "-"), renamed into place on success.
 
-    If the body raises, the temporary file is removed, unless `keep_on_error` (salvage),
-    in which case it is renamed into place all the same.
+    If the body raises, the temporary file is removed, unless the exception is one of
+    `keep_on` (salvage's report of damage), in which case it is renamed into place all the
+    same. Any other failure (an unreadable header, an interrupt) leaves nothing behind.
     """
     if path == STDIO:
         yield sys.stdout.buffer
@@ -37,11 +38,11 @@ def atomic_output(path: str, *, keep_on_error: bool = False) -> Iterator:
     try:
         with os.fdopen(handle, "wb") as output:
             yield output
+    except keep_on:
+        os.replace(temporary, path)
+        raise
     except BaseException:
-        if keep_on_error:
-            os.replace(temporary, path)
-        else:
-            os.unlink(temporary)
+        os.unlink(temporary)
         raise
     os.replace(temporary, path)
 

@@ -142,7 +142,7 @@ def unpack(archive, output, model, force, salvage, quiet):
     if output is None:
         if archive == STDIO:
             output = STDIO
-        elif archive.endswith(SUFFIX) and len(archive) > len(SUFFIX):
+        elif archive.endswith(SUFFIX) and len(os.path.basename(archive)) > len(SUFFIX):
             output = archive[:-len(SUFFIX)]
         else:
             raise click.UsageError(f"cannot name the output of {archive} (no {SUFFIX} "
@@ -156,7 +156,7 @@ def unpack(archive, output, model, force, salvage, quiet):
         damaged = None
         try:
             with progress_bar(total, "unpack", quiet) as progress, \
-                    atomic_output(output, keep_on_error=salvage) as sink:
+                    atomic_output(output, keep_on=(_Damaged,) if salvage else ()) as sink:
                 report = check_archive(source, sink, model=model, salvage=salvage,
                                        progress=progress)
                 if not report.ok:

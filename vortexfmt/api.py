@@ -7,7 +7,11 @@ import io
 import os
 
 from vortexfmt.container.reader import ArchiveReader
-from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
+from vortexfmt.container.writer import (
+    DEFAULT_FRAME_SIZE,
+    ArchiveWriter,
+    check_writer_arguments,
+)
 
 
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
@@ -27,6 +31,8 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError(f"invalid mode {mode!r}")
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
+    if binary_mode != "r":
+        check_writer_arguments(codec, frame_size)  # before a file is created
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
     try:

@@ -44,8 +44,10 @@ class ZstdCodec:
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:
         # max_output_size bounds the allocation: a payload can never expand past its frame.
+        # The payload is one zstd frame: bytes after it are damage, not padding.
         try:
-            raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=max(raw_size, 1))
+            raw = zstandard.ZstdDecompressor().decompress(
+                payload, max_output_size=max(raw_size, 1), allow_extra_data=False)
         except zstandard.ZstdError as error:
             raise VortexFormatError(f"zstd payload is corrupt: {error}") from None
         if len(raw) != raw_size:

@@ -60,6 +60,9 @@ def load_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
         raise
     except VortexFormatError as error:
         message = str(error)
+        short = f"frame {number} at offset {entry.frame_offset}: "
+        if message.startswith(short):
+            message = message[len(short):]
         if not message.startswith(where):
             message = f"{where}: {message}"
         raise FrameDamageError(message, frame_number=number, raw_offset=entry.raw_offset,

@@ -36,7 +36,12 @@ class Layout:
 
 def read_exact(fileobj, size: int, what: str, offset: int) -> bytes:
     """Read exactly `size` bytes or raise VortexFormatError naming `what`."""
-    data = fileobj.read(size)
+    data = fileobj.read(size) or b""
+    if len(data) < size:  # a pipe or raw file may return less than asked before its end
+        buffer = bytearray(data)
+        while len(buffer) < size and (more := fileobj.read(size - len(buffer))):
+            buffer += more
+        data = bytes(buffer)
     if len(data) != size:
         raise VortexFormatError(f"{what} at offset {offset}: archive truncated "
                                 f"({len(data)} of {size} bytes)")
@@ -60,8 +65,11 @@ def read_layout(fileobj) -> Layout:
                                 f"seek index and trailer ({minimum} bytes)")
     trailer_offset = size - spec.TRAILER_SIZE
     fileobj.seek(base + trailer_offset)
-    trailer = structures.parse_trailer(
-        read_exact(fileobj, spec.TRAILER_SIZE, "trailer", trailer_offset), trailer_offset)
+    data = read_exact(fileobj, spec.TRAILER_SIZE, "trailer", trailer_offset)
+    if not data.endswith(spec.TRAILER_MAGIC):
+        raise VortexFormatError(f"trailer at offset {trailer_offset}: bad magic number (the "
+                                "archive is truncated or has data after its end)")
+    trailer = structures.parse_trailer(data, trailer_offset)
     if not spec.FILE_HEADER_SIZE <= trailer.index_offset <= trailer_offset - spec.index_size(0):
         raise VortexFormatError(f"trailer at offset {trailer_offset}: index offset "
                                 f"{trailer.index_offset} lies outside the archive")
@@ -84,8 +92,9 @@ def scan_frames(fileobj, base: int, header: FileHeader, size: int) -> list[Scann
     """Find every frame whose header is intact by looking for frame markers.
 
     Used when the seek index cannot be trusted. A marker counts only if the frame header
-    after it passes its checksum and its payload fits in the file; a later copy of a frame
-    number already found is ignored. Reads the archive in chunks: memory stays bounded.
+    after it passes its checksum, its payload fits in the file and there is room before it
+    for the frames its number says precede it; a later copy of a frame number already found
+    is ignored. Reads the archive in chunks: memory stays bounded.
     """
     found: dict[int, ScannedFrame] = {}
     position = spec.FILE_HEADER_SIZE
@@ -108,6 +117,8 @@ def scan_frames(fileobj, base: int, header: FileHeader, size: int) -> list[Scann
                 continue
             if offset + spec.FRAME_HEADER_SIZE + frame.payload_size > size:
                 continue
+            if frame.frame_number > (offset - spec.FILE_HEADER_SIZE) // spec.FRAME_HEADER_SIZE:
+                continue  # no room before it for the frames its number says precede it
             found.setdefault(frame.frame_number, ScannedFrame(offset, frame))
         position += SCAN_CHUNK
     return [found[number] for number in sorted(found)]

@@ -100,19 +100,11 @@ class FrameReader(io.RawIOBase):
             raise ValueError(f"negative seek position {target}")
         if target == self._position:
             return target
-        if self._seekable:
-            self._content_hash = None
-            self._position = target
-            return target
-        if target < self._position:
-            raise io.UnsupportedOperation("backward seek on an archive read from a stream")
-        while self._position < target and self._ensure_frame():
-            step = min(target - self._position, self._frame_start + len(self._frame)
-                       - self._position)
-            start = self._position - self._frame_start
-            self._content_hash.update(self._frame[start:start + step])
-            self._position += step
-        return self._position
+        if not self._seekable:  # ArchiveReader.seek goes forward on streams by reading
+            raise io.UnsupportedOperation("seek on an archive read from a stream")
+        self._content_hash = None
+        self._position = target
+        return target
 
     # Frames -----------------------------------------------------------------------------------
 
@@ -275,7 +267,26 @@ class ArchiveReader(io.BufferedIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._check_open()
-        return self._buffer.seek(offset, whence)
+        if self._raw.seekable():
+            return self._buffer.seek(offset, whence)
+        # io.BufferedReader refuses every seek on a stream: go forward by reading.
+        position = self._buffer.tell()
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = position + offset
+        elif whence == io.SEEK_END:
+            raise io.UnsupportedOperation("SEEK_END on an archive read from a stream")
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target < position:
+            raise io.UnsupportedOperation("backward seek on an archive read from a stream")
+        while position < target and (chunk := self._buffer.read(min(target - position,
+                                                                    1 << 20))):
+            position += len(chunk)
+        return position
 
     def tell(self) -> int:
         self._check_open()

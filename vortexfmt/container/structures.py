@@ -115,6 +115,8 @@ def parse_frame_header(data: bytes, offset: int, frame_size: int) -> FrameHeader
     where = f"frame {fields.frame_number} at offset {offset}"
     if fields.flags != 0 or fields.reserved != 0:
         raise VortexFormatError(f"{where}: reserved header bits are set")
+    if fields.raw_size == 0:
+        raise VortexFormatError(f"{where}: empty frame (writers never write one)")
     if fields.raw_size > frame_size:
         raise VortexFormatError(
             f"{where}: raw size {fields.raw_size} exceeds the frame size {frame_size}")
@@ -167,6 +169,10 @@ def build_trailer(index_offset: int, raw_size: int, content_checksum: int) -> by
 
 
 def parse_trailer(data: bytes, offset: int) -> Trailer:
+    # The magic comes last but is checked first: without it there is no trailer to checksum.
+    if len(data) >= spec.TRAILER_SIZE and data[spec.TRAILER_SIZE - 4:spec.TRAILER_SIZE] != \
+            spec.TRAILER_MAGIC:
+        raise VortexFormatError(f"trailer at offset {offset}: bad magic number")
     fields = _parse(spec.Trailer, data, "trailer", offset).trailer.value
     return Trailer(fields.index_offset, fields.raw_size, fields.content_checksum)
 

@@ -8,11 +8,21 @@ from collections.abc import Callable
 import xxhash
 
 from vortexfmt import spec
-from vortexfmt.codecs import FrameEncoder
+from vortexfmt.codecs import WRITER_CODEC_CHOICES, FrameEncoder
 from vortexfmt.container import structures
 from vortexfmt.container.structures import IndexEntry
 
 DEFAULT_FRAME_SIZE = 1 << 20
+
+
+def check_writer_arguments(codec: str, frame_size: int) -> None:
+    """Raise ValueError for a codec name or frame size a writer cannot use."""
+    if codec not in WRITER_CODEC_CHOICES:
+        raise ValueError(f"unknown codec {codec!r}; choose one of "
+                         f"{', '.join(WRITER_CODEC_CHOICES)}")
+    if not spec.MIN_FRAME_SIZE <= frame_size <= spec.MAX_FRAME_SIZE:
+        raise ValueError(f"frame size must lie in {spec.MIN_FRAME_SIZE}.."
+                         f"{spec.MAX_FRAME_SIZE}, got {frame_size}")
 
 
 class ArchiveWriter(io.BufferedIOBase):
@@ -28,9 +38,7 @@ class ArchiveWriter(io.BufferedIOBase):
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
                  model: object | None = None, close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None) -> None:
-        if not spec.MIN_FRAME_SIZE <= frame_size <= spec.MAX_FRAME_SIZE:
-            raise ValueError(f"frame size must lie in {spec.MIN_FRAME_SIZE}.."
-                             f"{spec.MAX_FRAME_SIZE}, got {frame_size}")
+        check_writer_arguments(codec, frame_size)
         self._encoder = FrameEncoder(codec, model)
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
@@ -86,10 +94,10 @@ class ArchiveWriter(io.BufferedIOBase):
                 self._fileobj.flush()
         finally:
             try:
+                super().close()  # calls flush(), so before the file it flushes is closed
+            finally:
                 if self._close_fileobj:
                     self._fileobj.close()
-            finally:
-                super().close()
 
     # Archive structure ------------------------------------------------------------------------
 
