@@ -1,0 +1,171 @@
+"""Shared helpers for the container test suite."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from vortexfmt.cli.main import main as cli_main
+
+import vortexfmt.api
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+#: Codec names a writer accepts that need no model.
+CODECS = ("stored", "zstd", "lzma", "auto")
+
+
+def _load_make_vectors():
+    spec = importlib.util.spec_from_file_location("make_vectors", FIXTURES / "make_vectors.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_vectors", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: fixtures/make_vectors.py, imported: its VECTORS, BAD and ArchiveEditor.
+make_vectors = _load_make_vectors()
+ArchiveEditor = make_vectors.ArchiveEditor
+
+
+# --- Content -----------------------------------------------------------------------------------
+
+def noise(size: int, seed: int = 0) -> bytes:
+    """Deterministic incompressible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.blake2b(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def text(size: int) -> bytes:
+    return make_vectors.text(size)
+
+
+#: Frame size used by the round-trip tables below.
+FRAME = 256
+
+
+def sample_inputs(frame_size: int = FRAME) -> dict[str, bytes]:
+    """The inputs every round trip is tried on, by name."""
+    return {
+        "empty": b"",
+        "one-byte": b"\x7f",
+        "one-frame": noise(frame_size, 1),
+        "frame-minus-one": noise(frame_size - 1, 2),
+        "frame-plus-one": noise(frame_size + 1, 3),
+        "many-frames": text(frame_size * 9 + 17),
+        "random": noise(5000, 4),
+        "repetitive": b"abc" * 2000,
+        "zeros": bytes(3 * frame_size),
+    }
+
+
+SAMPLES = sample_inputs()
+
+
+# --- Streams -----------------------------------------------------------------------------------
+
+class NonSeekable(io.RawIOBase):
+    """A read-only pipe-like stream: no seek, no tell, short reads."""
+
+    def __init__(self, data: bytes, chunk: int = 97) -> None:
+        self._data = io.BytesIO(data)
+        self._chunk = chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._data.read(min(len(buffer), self._chunk))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class WriteOnly(io.RawIOBase):
+    """A write-only sink that refuses seek and tell, like a pipe."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.data += data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError("not seekable")
+
+    def seek(self, *args) -> int:
+        raise OSError("not seekable")
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def _runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+@pytest.fixture
+def cli():
+    """Run `vortex ARGS...` in-process: cli(args, input=bytes) -> click Result."""
+    runner = _runner()
+
+    def invoke(*args, input: bytes | None = None):
+        return runner.invoke(cli_main, [str(arg) for arg in args], input=input,
+                             catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def opened_files(monkeypatch) -> list:
+    """Files that vortexfmt.open() opens by path, recorded as it opens them."""
+    files = []
+    real_open = builtins.open
+
+    def recording_open(*args, **kwargs):
+        files.append(real_open(*args, **kwargs))
+        return files[-1]
+
+    monkeypatch.setattr(vortexfmt.api.builtins, "open", recording_open)
+    return files
+
+
+def vortex_command() -> list[str]:
+    """The installed `vortex` script beside this interpreter, or the module."""
+    script = Path(sys.executable).parent / "vortex"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "vortexfmt.cli.main"]
+
+
+def run_vortex(*args, input: bytes | None = None, cwd=None, timeout: float = 60):
+    """Run `vortex ARGS...` as a real process; return the CompletedProcess (bytes)."""
+    return subprocess.run(vortex_command() + [str(arg) for arg in args], input=input,
+                          capture_output=True, cwd=cwd, timeout=timeout, check=False)
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary output files the CLI should never leave behind."""
+    return sorted(path.name for path in Path(directory).iterdir()
+                  if path.name.startswith(".vortex-"))

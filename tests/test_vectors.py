@@ -1,0 +1,124 @@
+"""Test vectors (fixtures/vectors) and named malformed archives (fixtures/bad).
+
+Both are made by fixtures/make_vectors.py. Re-encoding a vector's content with the parameters
+in MANIFEST.tsv must reproduce the archive byte for byte, so that format drift fails here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from conftest import FIXTURES, NonSeekable, make_vectors
+
+import vortexfmt
+from vortexfmt import VortexFormatError
+from vortexfmt.container.check import check_archive
+
+VECTORS = FIXTURES / "vectors"
+BAD = FIXTURES / "bad"
+
+
+def read_tsv(path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+MANIFEST = read_tsv(VECTORS / "MANIFEST.tsv")
+EXPECTED = read_tsv(BAD / "EXPECTED.tsv")
+
+
+def first_difference(a: bytes, b: bytes) -> str:
+    for offset, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"first difference at offset {offset}: {x:#04x} != {y:#04x}"
+    return f"lengths differ: {len(a)} != {len(b)}"
+
+
+def test_committed_fixtures_are_what_the_script_makes():
+    assert make_vectors.differences(make_vectors.generate()) == [], \
+        "run: python fixtures/make_vectors.py"
+
+
+# --- Vectors -----------------------------------------------------------------------------------
+
+
+def test_manifest_lists_every_vector():
+    names = sorted(path.stem for path in VECTORS.glob("*.vtx"))
+    assert sorted(row["name"] for row in MANIFEST) == names
+    assert names == sorted(path.stem for path in VECTORS.glob("*.bin"))
+
+
+@pytest.mark.parametrize("row", MANIFEST, ids=lambda row: row["name"])
+def test_vector_decodes_to_its_content(row):
+    blob = (VECTORS / f"{row['name']}.vtx").read_bytes()
+    content = (VECTORS / f"{row['name']}.bin").read_bytes()
+    assert len(content) == int(row["raw_size"])
+    assert vortexfmt.decompress(blob) == content
+    with vortexfmt.open(NonSeekable(blob)) as reader:
+        assert reader.read() == content
+
+
+@pytest.mark.parametrize("row", MANIFEST, ids=lambda row: row["name"])
+def test_reencoding_a_vector_reproduces_it(row):
+    blob = (VECTORS / f"{row['name']}.vtx").read_bytes()
+    content = (VECTORS / f"{row['name']}.bin").read_bytes()
+    again = vortexfmt.compress(content, codec=row["codec"], frame_size=int(row["frame_size"]))
+    assert again == blob, first_difference(again, blob)
+
+
+@pytest.mark.parametrize("row", MANIFEST, ids=lambda row: row["name"])
+def test_vortex_verifies_a_vector(cli, row):
+    assert cli("verify", VECTORS / f"{row['name']}.vtx").exit_code == 0
+
+
+def test_vectors_cover_the_codecs():
+    codecs = set()
+    for row in MANIFEST:
+        blob = (VECTORS / f"{row['name']}.vtx").read_bytes()
+        with vortexfmt.open(io.BytesIO(blob)) as reader:
+            codecs |= {blob[entry.frame_offset + 4] for entry in reader.layout.frames}
+    assert codecs == {0, 1, 3}  # stored, zstd, lzma
+
+
+# --- Malformed archives ------------------------------------------------------------------------
+
+
+def test_expected_lists_every_bad_archive():
+    assert sorted(row["file"] for row in EXPECTED) == \
+        sorted(path.name for path in BAD.glob("*.vtx"))
+
+
+@pytest.mark.parametrize("row", EXPECTED, ids=lambda row: row["file"])
+def test_bad_archive_is_rejected_naming_what_is_wrong(row):
+    blob = (BAD / row["file"]).read_bytes()
+    assert len(blob) < 2048
+    with pytest.raises(VortexFormatError) as caught:
+        vortexfmt.decompress(blob)
+    assert row["expected"] in str(caught.value)
+
+
+@pytest.mark.parametrize("row", EXPECTED, ids=lambda row: row["file"])
+def test_bad_archive_is_rejected_from_a_stream(row):
+    blob = (BAD / row["file"]).read_bytes()
+    with pytest.raises(VortexFormatError):
+        with vortexfmt.open(NonSeekable(blob)) as reader:
+            reader.read()
+
+
+@pytest.mark.parametrize("row", EXPECTED, ids=lambda row: row["file"])
+def test_vortex_verify_fails_on_a_bad_archive(cli, row):
+    result = cli("verify", BAD / row["file"])
+    assert result.exit_code == 1
+    assert row["expected"] in result.stderr
+
+
+@pytest.mark.parametrize("row", EXPECTED, ids=lambda row: row["file"])
+def test_salvage_of_a_bad_archive_reports_damage(row):
+    blob = (BAD / row["file"]).read_bytes()
+    try:
+        report = check_archive(io.BytesIO(blob), io.BytesIO(), salvage=True)
+    except VortexFormatError:
+        return
+    assert not report.ok

@@ -1,0 +1,256 @@
+"""ArchiveWriter: a write-only file object that cuts its input into frames and never seeks."""
+
+from __future__ import annotations
+
+import array
+import io
+
+import pytest
+from conftest import CODECS, SAMPLES, WriteOnly, noise, text
+
+import vortexfmt
+from vortexfmt import ArchiveWriter, spec
+from vortexfmt.container import structures
+from vortexfmt.container.layout import read_layout
+
+
+def frames_of(blob: bytes):
+    return read_layout(io.BytesIO(blob)).frames
+
+
+def codecs_of(blob: bytes) -> list[int]:
+    return [structures.parse_frame_header(blob[e.frame_offset:e.frame_offset + 32],
+                                          e.frame_offset, 1 << 28).codec
+            for e in frames_of(blob)]
+
+
+# --- Frames ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, expected", [
+    (0, []), (1, [1]), (63, [63]), (64, [64]), (65, [64, 1]), (64 * 3, [64, 64, 64]),
+    (64 * 3 + 5, [64, 64, 64, 5]),
+])
+def test_input_is_cut_into_frames_of_frame_size(size, expected):
+    sink = io.BytesIO()
+    with ArchiveWriter(sink, codec="stored", frame_size=64) as writer:
+        writer.write(noise(size))
+    assert [entry.raw_size for entry in frames_of(sink.getvalue())] == expected
+
+
+def test_frame_size_one():
+    blob = vortexfmt.compress(b"abc", codec="stored", frame_size=1)
+    assert [entry.raw_size for entry in frames_of(blob)] == [1, 1, 1]
+    assert vortexfmt.decompress(blob) == b"abc"
+
+
+@pytest.mark.parametrize("frame_size", [0, -1, spec.MAX_FRAME_SIZE + 1])
+def test_frame_size_out_of_range_is_a_value_error(frame_size):
+    with pytest.raises(ValueError, match="frame size must lie in 1..268435456"):
+        ArchiveWriter(io.BytesIO(), frame_size=frame_size)
+
+
+def test_unknown_codec_is_a_value_error_and_writes_nothing():
+    sink = io.BytesIO()
+    with pytest.raises(ValueError, match="unknown codec"):
+        ArchiveWriter(sink, codec="brotli")
+    assert sink.getvalue() == b""
+
+
+def test_header_records_the_frame_size():
+    blob = vortexfmt.compress(b"x", frame_size=4096)
+    header = structures.parse_file_header(blob[:spec.FILE_HEADER_SIZE])
+    assert header.frame_size == 4096
+    assert header.model_id == bytes(32)
+
+
+@pytest.mark.parametrize("codec, codec_id", [("stored", 0), ("zstd", 1), ("lzma", 3)])
+def test_every_frame_uses_the_chosen_codec(codec, codec_id):
+    blob = vortexfmt.compress(text(1000), codec=codec, frame_size=256)
+    assert codecs_of(blob) == [codec_id] * 4
+
+
+def test_auto_picks_per_frame():
+    content = noise(256) + text(256)
+    blob = vortexfmt.compress(content, codec="auto", frame_size=256)
+    codecs = codecs_of(blob)
+    assert codecs[0] == spec.CodecId.STORED
+    assert codecs[1] in (spec.CodecId.ZSTD, spec.CodecId.LZMA)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("name", SAMPLES)
+def test_round_trip(codec, name):
+    content = SAMPLES[name]
+    assert vortexfmt.decompress(vortexfmt.compress(content, codec=codec, frame_size=256)) \
+        == content
+
+
+# --- Streaming ---------------------------------------------------------------------------------
+
+
+def test_header_is_written_at_once():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, frame_size=64)
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+    writer.close()
+
+
+def test_each_frame_is_written_as_soon_as_it_is_full():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="stored", frame_size=64)
+    writer.write(noise(63))
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+    writer.write(b"!")
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE + spec.FRAME_HEADER_SIZE + 64
+    writer.write(noise(64 * 2 + 10))
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE + 3 * (spec.FRAME_HEADER_SIZE + 64)
+    writer.close()
+
+
+def test_never_seeks_or_tells_the_underlying_file():
+    content = text(1000)
+    sink = WriteOnly()
+    with ArchiveWriter(sink, frame_size=128) as writer:
+        writer.write(content)
+    assert bytes(sink.data) == vortexfmt.compress(content, frame_size=128)
+    assert vortexfmt.decompress(bytes(sink.data)) == content
+
+
+def test_output_does_not_depend_on_how_the_input_is_cut():
+    content = text(700)
+    whole = vortexfmt.compress(content, frame_size=100)
+    sink = io.BytesIO()
+    with ArchiveWriter(sink, frame_size=100) as writer:
+        for start in range(0, len(content), 13):
+            writer.write(content[start:start + 13])
+    assert sink.getvalue() == whole
+
+
+def test_output_is_deterministic():
+    content = noise(500) + text(500)
+    assert vortexfmt.compress(content, frame_size=128) == vortexfmt.compress(content,
+                                                                             frame_size=128)
+
+
+@pytest.mark.parametrize("data", [b"abcd", bytearray(b"abcd"), memoryview(b"abcd"),
+                                  array.array("B", b"abcd")], ids=type)
+def test_write_takes_bytes_like_objects_and_returns_the_byte_count(data):
+    sink = io.BytesIO()
+    with ArchiveWriter(sink) as writer:
+        assert writer.write(data) == 4
+    assert vortexfmt.decompress(sink.getvalue()) == b"abcd"
+
+
+def test_write_counts_bytes_of_wide_items():
+    data = array.array("I", [1, 2, 3])
+    sink = io.BytesIO()
+    with ArchiveWriter(sink) as writer:
+        assert writer.write(data) == 12
+    assert vortexfmt.decompress(sink.getvalue()) == data.tobytes()
+
+
+def test_write_rejects_text():
+    with ArchiveWriter(io.BytesIO()) as writer, pytest.raises(TypeError):
+        writer.write("text")
+
+
+def test_tell_raw_size_and_packed_size():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="stored", frame_size=64)
+    writer.write(noise(100))
+    assert writer.tell() == 100  # raw bytes accepted, buffered or not
+    assert writer.raw_size == 64  # raw bytes in frames
+    assert writer.packed_size == len(sink.getvalue()) == 52 + 32 + 64
+    writer.close()
+    assert writer.raw_size == 100
+    assert writer.packed_size == len(sink.getvalue())
+
+
+def test_flush_keeps_a_partial_frame():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="stored", frame_size=64)
+    writer.write(b"partial")
+    writer.flush()
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+    writer.close()
+    assert vortexfmt.decompress(sink.getvalue()) == b"partial"
+
+
+def test_progress_is_called_with_each_frames_raw_size():
+    seen = []
+    with ArchiveWriter(io.BytesIO(), frame_size=64, progress=seen.append) as writer:
+        writer.write(noise(150))
+    assert seen == [64, 64, 22]
+
+
+def test_codec_counts():
+    with ArchiveWriter(io.BytesIO(), codec="zstd", frame_size=64) as writer:
+        writer.write(text(150))
+    assert writer.codec_counts == {spec.CodecId.ZSTD: 3}
+
+
+# --- File object behaviour ---------------------------------------------------------------------
+
+
+def test_is_a_write_only_file_object():
+    writer = ArchiveWriter(io.BytesIO())
+    assert writer.writable()
+    assert not writer.readable()
+    assert not writer.seekable()
+    writer.close()
+
+
+def test_close_writes_index_and_trailer_once():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, frame_size=64)
+    writer.write(b"data")
+    writer.close()
+    blob = sink.getvalue()
+    assert blob.endswith(spec.TRAILER_MAGIC)
+    writer.close()
+    assert sink.getvalue() == blob
+    assert writer.closed
+
+
+def test_write_after_close_is_a_value_error():
+    writer = ArchiveWriter(io.BytesIO())
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(b"x")
+    with pytest.raises(ValueError, match="closed"):
+        writer.tell()
+
+
+def test_does_not_close_a_handed_file():
+    sink = io.BytesIO()
+    with ArchiveWriter(sink) as writer:
+        writer.write(b"x")
+    assert not sink.closed
+
+
+def test_closes_the_file_when_asked():
+    class Sink(io.BytesIO):
+        def close(self):
+            self.final = self.getvalue()
+            super().close()
+
+    sink = Sink()
+    with ArchiveWriter(sink, close_fileobj=True) as writer:
+        writer.write(b"x")
+    assert sink.closed
+    assert vortexfmt.decompress(sink.final) == b"x"
+
+
+def test_flushes_the_underlying_file_on_close():
+    flushed = []
+
+    class Sink(io.BytesIO):
+        def flush(self):
+            flushed.append(len(self.getvalue()))
+            super().flush()
+
+    sink = Sink()
+    with ArchiveWriter(sink) as writer:
+        writer.write(b"x")
+    assert flushed and flushed[-1] == len(sink.getvalue())
