@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -15,6 +14,7 @@ import tempfile
 import click
 from vortexfmt.cli.files import STDIO, atomic_output, check_can_write
 from vortexfmt.cli.progress import progress_bar
+from vortexfmt.cli.sizes import SizeType
 
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, codec_name
 from vortexfmt.container.check import check_archive
@@ -25,24 +25,6 @@ from vortexfmt.errors import VortexError
 
 SUFFIX = ".vtx"
 COPY_CHUNK = 1 << 20
-_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b)?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """'1048576', '64K', '1M', '1MiB' -> bytes (binary multiples)."""
-    match = _SIZE_PATTERN.match(text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size such as 65536, 64K or 1M")
-    return int(match.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[match.group(2).lower()]
-
-
-class SizeType(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        return value if isinstance(value, int) else parse_size(value)
-
-
 def fail(message: str) -> None:
     """Report damaged or mismatched data: message on stderr, exit status 1."""
     click.echo(f"vortex: {message}", err=True)
@@ -55,8 +37,13 @@ def _quiet_option(function):
 
 
 def _model_option(function):
+    function = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                            default="auto", show_default=True,
+                            help="Where the neural codec runs (auto: CUDA when present)."
+                            )(function)
     return click.option("--model", "model", metavar="MODEL", default=None,
-                        help="Model file or model id (default: the built-in model).")(function)
+                        help="Model file or model id (default: the built-in model when "
+                        "packing, the archive's model when unpacking).")(function)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,7 +65,7 @@ def main() -> None:
 @_model_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @_quiet_option
-def pack(input_path, output, codec, frame_size, model, force, quiet):
+def pack(input_path, output, codec, frame_size, model, device, force, quiet):
     """Compress INPUT (- for stdin) into a Vortex archive."""
     if output is None:
         output = STDIO if input_path == STDIO else input_path + SUFFIX
@@ -93,7 +80,7 @@ def pack(input_path, output, codec, frame_size, model, force, quiet):
         with progress_bar(total, "pack", quiet) as progress, \
                 atomic_output(output) as sink, \
                 ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
-                              progress=progress) as writer:
+                              device=device, progress=progress) as writer:
             shutil.copyfileobj(source, writer, COPY_CHUNK)
     except VortexError as error:
         fail(str(error))
@@ -133,7 +120,7 @@ def _display(path: str, *, output: bool = False) -> str:
 @click.option("--salvage", is_flag=True,
               help="Write every intact frame, fill damaged ranges with zeros, list them.")
 @_quiet_option
-def unpack(archive, output, model, force, salvage, quiet):
+def unpack(archive, output, model, device, force, salvage, quiet):
     """Decompress ARCHIVE (- for stdin), checking every checksum.
 
     On damage the exit status is 1, the damaged frames are named with their raw byte
@@ -150,15 +137,15 @@ def unpack(archive, output, model, force, salvage, quiet):
     check_can_write(output, force)
     with _open_archive(archive, spool=salvage) as source:
         if not _seekable(source):
-            _unpack_stream(source, output, model, quiet)
+            _unpack_stream(source, output, model, device, quiet)
             return
         total = _raw_size_hint(source)
         damaged = None
         try:
             with progress_bar(total, "unpack", quiet) as progress, \
                     atomic_output(output, keep_on=(_Damaged,) if salvage else ()) as sink:
-                report = check_archive(source, sink, model=model, salvage=salvage,
-                                       progress=progress)
+                report = check_archive(source, sink, model=model, device=device,
+                                       salvage=salvage, progress=progress)
                 if not report.ok:
                     damaged = report
                     raise _Damaged()
@@ -178,13 +165,14 @@ def unpack(archive, output, model, force, salvage, quiet):
 @click.argument("archive", metavar="ARCHIVE")
 @_model_option
 @_quiet_option
-def verify(archive, model, quiet):
+def verify(archive, model, device, quiet):
     """Decode all of ARCHIVE and check every checksum, writing nothing. Exit 0 or 1."""
     with _open_archive(archive, spool=True) as source:
         total = _raw_size_hint(source)
         try:
             with progress_bar(total, "verify", quiet) as progress:
-                report = check_archive(source, None, model=model, progress=progress)
+                report = check_archive(source, None, model=model, device=device,
+                                       progress=progress)
         except VortexError as error:
             fail(f"{_display(archive)}: {error}")
     if not report.ok:
@@ -211,10 +199,11 @@ def _report_damage(archive, report, salvaged: bool, output) -> None:
                    "(--salvage recovers the intact frames)", err=True)
 
 
-def _unpack_stream(source, output, model, quiet) -> None:
+def _unpack_stream(source, output, model, device, quiet) -> None:
     """Unpack an archive read from a pipe: frames in order, stopping at the first damage."""
     try:
-        with atomic_output(output) as sink, ArchiveReader(source, model=model) as reader:
+        with atomic_output(output) as sink, \
+                ArchiveReader(source, model=model, device=device) as reader:
             size = 0
             while chunk := reader.read(COPY_CHUNK):
                 sink.write(chunk)
@@ -327,6 +316,11 @@ def _frame_row(source, layout, number, entry) -> dict:
     return {"index": number, "offset": entry.frame_offset, "raw_offset": entry.raw_offset,
             "codec": codec_name(header.codec), "raw_size": entry.raw_size,
             "packed_size": entry.payload_size, "checksum": f"{header.raw_checksum:016x}"}
+
+
+from vortexfmt.cli.train import train  # noqa: E402  (commands register on the group)
+
+main.add_command(train)
 
 
 if __name__ == "__main__":  # pragma: no cover

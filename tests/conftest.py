@@ -169,3 +169,24 @@ def leftovers(directory: Path) -> list[str]:
     """Temporary output files the CLI should never leave behind."""
     return sorted(path.name for path in Path(directory).iterdir()
                   if path.name.startswith(".vortex-"))
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The committed tiny model of the golden vectors (fast enough for every test)."""
+    from vortexfmt.model.files import load_model
+
+    return load_model(GOLDEN / "tiny.safetensors")
+
+
+def corpus_file(name: str) -> Path:
+    """A file of ../shared/corpus; skips the test where the corpus is absent (a user's
+    clone has none)."""
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus file {name} not available")
+    return path

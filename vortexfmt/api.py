@@ -15,14 +15,17 @@ from vortexfmt.container.writer import (
 
 
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
-         model: object | None = None, encoding: str | None = None, errors: str | None = None,
+         model: object | None = None, device: str | None = None,
+         encoding: str | None = None, errors: str | None = None,
          newline: str | None = None):
     """Open a Vortex archive for reading or writing, like gzip.open().
 
     `file` is a path or a binary file object (which is not closed on close()). `mode` is
     "rb"/"r", "wb"/"w", "xb"/"x", or with "t" for text (then `encoding`, `errors`,
     `newline` apply). Reading returns an ArchiveReader, writing an ArchiveWriter; `codec`,
-    `frame_size` and `model` apply to writing (`model` to reading neural frames too).
+    `frame_size` apply to writing; `model` (a model file path, id or ModelFile; default:
+    the built-in model when writing, the archive's own model when reading) and `device`
+    ("auto", "cpu", "cuda") to the neural codec either way.
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")
@@ -37,9 +40,11 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
     try:
         if binary_mode == "r":
-            stream = ArchiveReader(fileobj, model=model, close_fileobj=owns_file)
+            stream = ArchiveReader(fileobj, model=model, device=device,
+                                   close_fileobj=owns_file)
         else:
             stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
+                                   device=device,
                                    close_fileobj=owns_file)
     except BaseException:
         if owns_file:
@@ -51,15 +56,16 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
 
 
 def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
-             model: object | None = None) -> bytes:
+             model: object | None = None, device: str | None = None) -> bytes:
     """Return a whole archive holding `data`."""
     sink = io.BytesIO()
-    with ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model) as writer:
+    with ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
+                       device=device) as writer:
         writer.write(data)
     return sink.getvalue()
 
 
-def decompress(blob: bytes, *, model: object | None = None) -> bytes:
+def decompress(blob: bytes, *, model: object | None = None, device: str | None = None) -> bytes:
     """Return the raw content of a whole archive; raises VortexFormatError on damage."""
-    with ArchiveReader(io.BytesIO(blob), model=model) as reader:
+    with ArchiveReader(io.BytesIO(blob), model=model, device=device) as reader:
         return reader.read()  # reading to the end checks the whole-content checksum

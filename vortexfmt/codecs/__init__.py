@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vortexfmt.errors import UnsupportedCodecError
+from vortexfmt.errors import UnsupportedCodecError, VortexFormatError
 from vortexfmt.spec import CodecId
 
 
@@ -52,16 +52,29 @@ def classic_codec(codec_id: int) -> FrameCodec:
     return codec
 
 
+#: Frames smaller than this never try the neural codec under ``auto``: its per-step
+#: overhead and decode time are not worth it there. A writer whose frame size is smaller
+#: records no model in its archive.
+NEURAL_MIN_FRAME_SIZE = 4096
+
+
 class FrameEncoder:
     """Encodes frames with one codec, or with the smallest of several (``auto``)."""
 
-    def __init__(self, codec: str = "auto", model: object | None = None) -> None:
+    def __init__(self, codec: str = "auto", model: object | None = None,
+                 device: str | None = None, frame_size: int | None = None) -> None:
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
-        names = AUTO_CANDIDATES if codec == "auto" else (codec,)
-        self.codecs = [_codec_for_writing(name, model) for name in names]
-        self.model_id = next((c.model_id for c in self.codecs if hasattr(c, "model_id")), None)
+        if codec == "auto":
+            names = AUTO_CANDIDATES
+            if frame_size is not None and frame_size < NEURAL_MIN_FRAME_SIZE:
+                names = tuple(name for name in names if name != "neural")
+        else:
+            names = (codec,)
+        self.codecs = [_codec_for_writing(name, model, device) for name in names]
+        self.model_id = next((c.model_id for c in self.codecs
+                              if getattr(c, "model_id", None)), None)
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
@@ -79,19 +92,37 @@ class FrameEncoder:
 
 #: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest
 #: to decode comes first.
-AUTO_CANDIDATES = ("stored", "zstd", "lzma")
+AUTO_CANDIDATES = ("stored", "zstd", "lzma", "neural")
 
 
-def _codec_for_writing(name: str, model: object | None) -> FrameCodec:
+def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
+    if name == "neural":
+        from vortexfmt.codecs.neural import NeuralCodec
+        from vortexfmt.model import registry
+
+        return NeuralCodec(registry.resolve(model), device)
     return classic_codec(CODEC_IDS[name])
 
 
 class FrameDecoders:
-    """Decodes frames of one archive, loading a model only when a frame needs one."""
+    """Decodes frames of one archive, finding its model only when a frame needs one."""
 
-    def __init__(self, model_id: bytes, model: object | None = None) -> None:
+    def __init__(self, model_id: bytes, model: object | None = None,
+                 device: str | None = None) -> None:
         self.model_id = model_id
         self.model = model
+        self.device = device
+        self._neural = None
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
-        return classic_codec(codec_id).decode(payload, raw_size)
+        if codec_id != CodecId.NEURAL:
+            return classic_codec(codec_id).decode(payload, raw_size)
+        if self._neural is None:
+            if self.model_id == bytes(len(self.model_id)):
+                raise VortexFormatError("neural frame in an archive that records no model")
+            from vortexfmt.codecs.neural import NeuralCodec
+            from vortexfmt.model import registry
+
+            self._neural = NeuralCodec(registry.for_archive(self.model_id, self.model),
+                                       self.device)
+        return self._neural.decode(payload, raw_size)

@@ -41,7 +41,8 @@ class CheckReport:
         return not self.damage
 
 
-def check_archive(fileobj, sink=None, *, model: object | None = None, salvage: bool = False,
+def check_archive(fileobj, sink=None, *, model: object | None = None,
+                  device: str | None = None, salvage: bool = False,
                   progress: Callable[[int], None] | None = None) -> CheckReport:
     """Decode every frame of the seekable archive `fileobj`, writing raw content to `sink`.
 
@@ -54,7 +55,7 @@ def check_archive(fileobj, sink=None, *, model: object | None = None, salvage: b
     layout = rebuild_layout(fileobj) if salvage else read_layout(fileobj)
     fileobj.seek(base)
     report = CheckReport(layout)
-    decoders = FrameDecoders(layout.header.model_id, model)
+    decoders = FrameDecoders(layout.header.model_id, model, device)
     content_hash = xxhash.xxh64()
     writing = sink is not None
     frame_size = layout.header.frame_size

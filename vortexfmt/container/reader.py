@@ -38,7 +38,7 @@ def _is_seekable(fileobj) -> bool:
 class FrameReader(io.RawIOBase):
     """Raw-content reader over an archive; see the module docstring."""
 
-    def __init__(self, fileobj, model: object | None = None) -> None:
+    def __init__(self, fileobj, model: object | None = None, device: str | None = None) -> None:
         self._fileobj = fileobj
         self._seekable = _is_seekable(fileobj)
         if self._seekable:
@@ -51,7 +51,7 @@ class FrameReader(io.RawIOBase):
             self._stream_offset = spec.FILE_HEADER_SIZE
             self._stream_entries: list[IndexEntry] = []
             self._stream_done = False
-        self._decoders = FrameDecoders(self.header.model_id, model)
+        self._decoders = FrameDecoders(self.header.model_id, model, device)
         self._position = 0
         self._frame_number = -1
         self._frame_start = 0
@@ -216,12 +216,12 @@ class ArchiveReader(io.BufferedIOBase):
     VortexFormatError (FrameDamageError for a frame) naming what and where.
     """
 
-    def __init__(self, fileobj, *, model: object | None = None,
+    def __init__(self, fileobj, *, model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False) -> None:
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         try:
-            self._raw = FrameReader(fileobj, model)
+            self._raw = FrameReader(fileobj, model, device)
         except BaseException:
             if close_fileobj:
                 fileobj.close()

@@ -36,10 +36,11 @@ class ArchiveWriter(io.BufferedIOBase):
     """
 
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
-                 model: object | None = None, close_fileobj: bool = False,
+                 model: object | None = None, device: str | None = None,
+                 close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None) -> None:
         check_writer_arguments(codec, frame_size)
-        self._encoder = FrameEncoder(codec, model)
+        self._encoder = FrameEncoder(codec, model, device, frame_size)
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         self._progress = progress

@@ -1,0 +1,70 @@
+"""Regenerate the golden vectors of the neural codec: python tests/golden/make_golden.py
+
+The vectors pin the integer arithmetic: any change in how a model computes its CDFs, or
+in how frames are coded, changes these hashes and fails CI on every machine. Regenerate
+them only for a deliberate, versioned change of the neural payload format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+MODEL = HERE / "tiny.safetensors"
+INPUT = ROOT / "fixtures" / "seed" / "logs.bin"
+INPUT_BYTES = 6000
+LANE_LENGTH = 64
+VECTORS = HERE / "golden.json"
+
+
+def make_model(path: Path) -> None:
+    """A tiny model, briefly trained on the committed seed files so that it compresses."""
+    from vortexfmt.model.network import CONFIGS
+    from vortexfmt.model.train import TrainOptions, train
+
+    seeds = sorted((ROOT / "fixtures" / "seed").iterdir())
+    options = TrainOptions(config=CONFIGS["tiny"], steps=150, batch_size=8, lr=1e-2,
+                           seed=1234, checkpoint_every=150, quiet=True,
+                           checkpoint_dir=Path("/tmp/vortex-golden-checkpoints"))
+    train(seeds, path, options)
+
+
+def compute(model_file) -> dict:
+    """What the golden vectors record, computed with the current code."""
+    from vortexfmt.coding.features import choose_stride, frame_features
+    from vortexfmt.coding.lanes import encode_frame
+
+    data = INPUT.read_bytes()[:INPUT_BYTES]
+    runtime = model_file.runtime("cpu")
+    features = frame_features(data, LANE_LENGTH, choose_stride(data))
+    cdfs = runtime.run(runtime.new_state(features[0].shape[0], LANE_LENGTH), features)
+    payload = encode_frame(runtime, data, LANE_LENGTH)
+    return {
+        "model_id": model_file.hex_id,
+        "input": f"{INPUT.relative_to(ROOT)}[:{INPUT_BYTES}]",
+        "lane_length": LANE_LENGTH,
+        "cdf_sha256": hashlib.sha256(cdfs.to(torch.int32).numpy().astype("<i4").tobytes())
+        .hexdigest(),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_size": len(payload),
+    }
+
+
+def main() -> int:
+    from vortexfmt.model.files import load_model
+
+    if "--model" in sys.argv or not MODEL.exists():
+        make_model(MODEL)
+    VECTORS.write_text(json.dumps(compute(load_model(MODEL)), indent=2) + "\n")
+    print(VECTORS.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Arithmetic coding of frames with the byte model: lanes, context features, torchac streams."""
