@@ -8,13 +8,13 @@ import random
 
 import pytest
 from conftest import corpus_file, run_vortex
+from vortexfmt.spec import CodecId
 
 import vortexfmt
 from vortexfmt.codecs import FrameDecoders, FrameEncoder
 from vortexfmt.coding.lanes import EncodeStats, decode_frame, encode_frame
 from vortexfmt.errors import ModelMismatchError, VortexError, VortexFormatError
 from vortexfmt.model.files import save_model
-from vortexfmt.spec import CodecId
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "seed")
 
@@ -175,3 +175,12 @@ def test_cli_round_trip_with_model_and_wrong_model(tiny_model, tmp_path):
 def test_model_option_rejects_a_missing_file():
     with pytest.raises(VortexError, match="no such file"):
         vortexfmt.compress(b"x" * 5000, codec="neural", model="/nonexistent/model")
+
+
+def test_unpacking_a_neural_archive_to_stdout_writes_only_the_content(tiny_model, tmp_path):
+    """torchac's build step prints; none of it may reach the unpacked bytes."""
+    archive = tmp_path / "logs.vtx"
+    archive.write_bytes(vortexfmt.compress(CASES["logs"], codec="neural", model=tiny_model))
+    result = run_vortex("unpack", archive, "-o", "-", "--model", tiny_model.path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == CASES["logs"]

@@ -58,10 +58,18 @@ def test_unknown_codec_is_a_value_error_and_writes_nothing():
 
 
 def test_header_records_the_frame_size():
+    blob = vortexfmt.compress(b"x", frame_size=1024)
+    header = structures.parse_file_header(blob[:spec.FILE_HEADER_SIZE])
+    assert header.frame_size == 1024
+    assert header.model_id == bytes(32)  # auto tries no neural codec on frames this small
+
+
+def test_header_records_the_model_auto_may_use():
+    from vortexfmt.model import registry
+
     blob = vortexfmt.compress(b"x", frame_size=4096)
     header = structures.parse_file_header(blob[:spec.FILE_HEADER_SIZE])
-    assert header.frame_size == 4096
-    assert header.model_id == bytes(32)
+    assert header.model_id == registry.default_model().model_id
 
 
 @pytest.mark.parametrize("codec, codec_id", [("stored", 0), ("zstd", 1), ("lzma", 3)])

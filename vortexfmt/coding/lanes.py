@@ -2,15 +2,18 @@
 
 A frame is cut into lanes (`features.to_lanes`); position t of every lane is one torchac
 stream, because torchac codes whole arrays and the decoder only learns position t of all
-lanes after decoding stream t. The encoder knows every byte up front, so it runs the model
-over long blocks of positions; the decoder runs it one position at a time. Both call
-`IntegerByteModel.run`, so their CDFs are identical.
+lanes after decoding stream t. Encoder and decoder both run the model one position at a time
+with `StepRunner` (the encoder on features it computes up front), which the tests hold equal
+to the full-sequence `IntegerByteModel.run` used in training and evaluation.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -22,13 +25,34 @@ from vortexfmt.model.integer import IntegerByteModel, StepRunner
 from vortexfmt.spec import neural as layout
 
 DEFAULT_LANE_LENGTH = 512
-ENCODE_BLOCK = 32  # positions per model call when encoding
-ENCODE_LANES = 256  # lanes per model call when encoding
 
 
 def _torchac():
-    import torchac  # compiles its C++ backend on first import (about 20 s)
+    """Import torchac, which builds its C++ backend with ninja on first import (about 20 s).
 
+    Its build log goes to file descriptor 1, where it would corrupt `vortex unpack -o -`:
+    the import runs with descriptors 1 and 2 captured, and the log is shown only if the
+    import fails."""
+    if "torchac" in sys.modules:
+        return sys.modules["torchac"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            import torchac
+        except BaseException:
+            os.dup2(saved[1], 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
     return torchac
 
 
@@ -53,24 +77,22 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
     if raw:
         symbols.view(-1)[:len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
     steps = layout.step_count(len(raw), lane_length)
-    chunks = [(start, min(lanes, start + ENCODE_LANES)) for start in range(0, lanes,
-                                                                         ENCODE_LANES)]
-    states = [model.new_state(stop - start, lane_length) for start, stop in chunks]
+    # The encoder runs the decoder's own step function, on features it knows up front.
+    runner = StepRunner(model)
+    state = runner.new_state(lanes, lane_length)
     streams: list[bytes] = []
-    for t0 in range(0, steps, ENCODE_BLOCK):
-        t1 = min(steps, t0 + ENCODE_BLOCK)
-        cdfs = torch.cat([model.run(state, [f[start:stop, t0:t1] for f in features]).cpu()
-                          for state, (start, stop) in zip(states, chunks, strict=True)])
-        for t in range(t0, t1):
-            active = lengths > t
-            cdf = cdfs[active, t - t0]
-            coded = symbols[active, t]
-            streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf), coded))
-            if stats is not None:
-                index = coded.to(torch.int64).unsqueeze(1)
-                freq = cdf.gather(1, index + 1) - cdf.gather(1, index)
-                stats.ideal_bits += float((intmath.CDF_PRECISION - torch.log2(
-                    freq.to(torch.float64))).sum())
+    for t in range(steps):
+        cdf = runner.step(state, *(f[:, t] for f in features)).cpu()
+        active = lengths > t
+        if not bool(active.all()):
+            cdf = cdf[active]
+        coded = symbols[active, t]
+        streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf), coded))
+        if stats is not None:
+            index = coded.to(torch.int64).unsqueeze(1)
+            freq = cdf.gather(1, index + 1) - cdf.gather(1, index)
+            stats.ideal_bits += float((intmath.CDF_PRECISION
+                                       - torch.log2(freq.to(torch.float64))).sum())
     header = layout.NeuralPayloadHeader.build({"lane_length": lane_length, "stride": stride})
     header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, steps=steps)
     if stats is not None:
