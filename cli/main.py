@@ -318,9 +318,11 @@ def _frame_row(source, layout, number, entry) -> dict:
             "packed_size": entry.payload_size, "checksum": f"{header.raw_checksum:016x}"}
 
 
-from vortexfmt.cli.train import train  # noqa: E402  (commands register on the group)
+from vortexfmt.cli.bench import bench  # noqa: E402  (commands register on the group)
+from vortexfmt.cli.train import train  # noqa: E402
 
 main.add_command(train)
+main.add_command(bench)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,6 +103,11 @@ class ArchiveWriter(io.BufferedIOBase):
     # Archive structure ------------------------------------------------------------------------
 
     @property
+    def encoder(self) -> FrameEncoder:
+        """The frame encoder: its `codecs` carry per-codec statistics (neural `stats`)."""
+        return self._encoder
+
+    @property
     def raw_size(self) -> int:
         """Raw bytes written into frames so far (all of them once closed)."""
         return self._raw_size
