@@ -38,7 +38,7 @@ def test_frame_sizes(frame_size):
 def test_compress_defaults():
     blob = vortexfmt.compress(text(100))
     with ArchiveReader(io.BytesIO(blob)) as reader:
-        assert reader.header.frame_size == vortexfmt.DEFAULT_FRAME_SIZE == 1 << 20
+        assert reader.header.frame_size == vortexfmt.DEFAULT_FRAME_SIZE == 4 << 20
 
 
 def test_compress_compresses_repetitive_input():

@@ -82,7 +82,12 @@ class FrameEncoder:
 
         best: tuple[int, bytes] | None = None
         for codec in self.codecs:
-            payload = codec.encode(raw)
+            if best is not None and hasattr(codec, "encode_if_smaller"):
+                payload = codec.encode_if_smaller(raw, len(best[1]))  # neural under auto
+                if payload is None:
+                    continue
+            else:
+                payload = codec.encode(raw)
             if best is None or len(payload) < len(best[1]):
                 best = (codec.codec_id, payload)
         if len(best[1]) > max_payload_size(len(raw)):

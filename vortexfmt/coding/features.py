@@ -155,12 +155,12 @@ class FrameContext:
 
 
 def frame_features(data: bytes, lane_length: int, stride: int) -> tuple[torch.Tensor, ...]:
-    """Features of a whole frame, as the decoder will see them: four (lanes, T) tensors
-    (previous, match, match_length, record). Runs the same steps as the decoder."""
+    """Features of a whole frame, as the decoder will see them: four (lanes, T) int16
+    tensors (previous, match, match_length, record). Runs the same steps as the decoder."""
     context = FrameContext(len(data), lane_length, stride)
     lanes = to_lanes(data, lane_length)
     steps = min(lane_length, len(data))
-    out = [torch.full((context.lanes, lane_length), NONE, dtype=torch.int64) for _ in range(4)]
+    out = [torch.full((context.lanes, lane_length), NONE, dtype=torch.int16) for _ in range(4)]
     out[2].zero_()
     for t in range(steps):
         step = context.features(t)

@@ -12,7 +12,7 @@ from vortexfmt.codecs import WRITER_CODEC_CHOICES, FrameEncoder
 from vortexfmt.container import structures
 from vortexfmt.container.structures import IndexEntry
 
-DEFAULT_FRAME_SIZE = 1 << 20
+DEFAULT_FRAME_SIZE = 4 << 20
 
 
 def check_writer_arguments(codec: str, frame_size: int) -> None:

@@ -123,7 +123,8 @@ class IntegerByteModel:
         """CDFs (lanes, n, 257) int32 for the next n positions of every lane, given their
         features: four (lanes, n) int64 tensors (previous, match, match_length, record)."""
         t = self.t
-        previous, match, match_length, record = (f.to(self.device) for f in features)
+        previous, match, match_length, record = (f.to(self.device, torch.int64)
+                                                  for f in features)
         h = intmath.clamp_act(t["embed.previous"][previous] + t["embed.match"][match]
                               + t["embed.match_length"][match_length]
                               + t["embed.record"][record])
@@ -191,8 +192,8 @@ class IntegerByteModel:
 @dataclass
 class StepState:
     """Per layer, head-major (lanes, heads, slots, head_dim): keys/values of the last
-    `window` positions in a ring (position p in slot p mod window) and the compressed
-    memory; plus the next position to run."""
+    `window` positions in a ring (position p in slot p mod window) and the last compressed
+    blocks in another (block j in slot j mod `memory_ring`); plus the next position."""
 
     ring_keys: list[torch.Tensor]
     ring_values: list[torch.Tensor]
@@ -208,6 +209,9 @@ class StepRunner:
     def __init__(self, model: IntegerByteModel) -> None:
         self.model = model
         c = model.config
+        # Blocks complete up to window/C blocks before they are attended to, and the last
+        # `memory` of those are attended: the ring holds both.
+        self.memory_ring = c.memory + c.window // c.compression + 1
         # Bias of ring slot s at step t: slot s holds the position at distance (t-s) mod W,
         # which `run` keeps in window slot W-1-distance.
         self._ring_bias = []
@@ -217,22 +221,32 @@ class StepRunner:
             for phase in range(c.window):
                 distance = (phase - torch.arange(c.window)) % c.window
                 per_phase.append(bias[:, c.window - 1 - distance.to(bias.device)])
-            self._ring_bias.append((torch.stack(per_phase), bias[:, c.window:]))
+            # Memory ring slot s holds block newest - age, age = (newest - s) mod R, which
+            # `run` keeps in memory slot M-1-age when age < M; older blocks are masked.
+            ring = self.memory_ring
+            memory_per_phase = []
+            for phase in range(ring):
+                age = ((phase - torch.arange(ring)) % ring).to(bias.device)
+                slot_bias = bias[:, c.window + c.memory - 1 - age.clamp(max=c.memory - 1)]
+                memory_per_phase.append(slot_bias.masked_fill(age >= c.memory, MASKED))
+            self._ring_bias.append((torch.stack(per_phase), torch.stack(memory_per_phase)))
 
     def new_state(self, lanes: int, length: int) -> StepState:
         c = self.model.config
-        blocks = max(1, length // c.compression)
 
         def zeros(size: int) -> list[torch.Tensor]:
             return [torch.zeros(lanes, c.n_heads, size, c.head_dim, device=self.model.device)
                     for _ in range(c.n_layers)]
 
-        return StepState(zeros(c.window), zeros(c.window), zeros(blocks), zeros(blocks))
+        return StepState(zeros(c.window), zeros(c.window), zeros(self.memory_ring),
+                         zeros(self.memory_ring))
 
     def step(self, state: StepState, previous, match, match_length, record) -> torch.Tensor:
         """CDFs (lanes, 257) int32 of the next position, from its four (lanes,) features."""
         model = self.model
         t = model.t
+        previous, match, match_length, record = (
+            f.to(model.device, torch.int64) for f in (previous, match, match_length, record))
         h = intmath.clamp_act(t["embed.previous"][previous] + t["embed.match"][match]
                               + t["embed.match_length"][match_length]
                               + t["embed.record"][record])
@@ -260,7 +274,8 @@ class StepRunner:
             for ring, memory in ((ring_keys, state.memory_keys[layer]),
                                  (ring_values, state.memory_values[layer])):
                 total = ring[:, :, slots].sum(dim=2)
-                memory[:, :, block] = intmath.round_shift(total, c.compression.bit_length() - 1)
+                memory[:, :, block % self.memory_ring] = intmath.round_shift(
+                    total, c.compression.bit_length() - 1)
         ring_bias, memory_bias = self._ring_bias[layer]
         q = q.view(lanes, c.n_heads, c.head_dim, 1)
         scores = intmath.round_shift(torch.matmul(ring_keys, q).squeeze(-1),
@@ -269,22 +284,23 @@ class StepRunner:
             distance = (slot - torch.arange(c.window, device=h.device)) % c.window
             scores.masked_fill_(distance > position, MASKED)
         newest = (position - c.window - (c.compression - 1)) // c.compression
-        oldest = max(0, newest - c.memory + 1)
-        keys, values = [ring_keys], [ring_values]
-        if newest >= 0:
-            memory_keys = state.memory_keys[layer][:, :, oldest:newest + 1]
+        memory_values = None
+        if newest >= 0:  # the newest block entirely older than the window
+            memory_keys = state.memory_keys[layer]
+            memory_values = state.memory_values[layer]
             memory_scores = intmath.round_shift(torch.matmul(memory_keys, q).squeeze(-1),
                                                 model._score_shift())
-            memory_scores += memory_bias[:, c.memory - (newest + 1 - oldest):]
+            memory_scores += memory_bias[newest % self.memory_ring]
+            if newest < self.memory_ring - 1:  # slots above `newest` hold no block yet
+                empty = torch.arange(self.memory_ring, device=h.device) > newest
+                memory_scores.masked_fill_(empty, MASKED)
             scores = torch.cat([scores, memory_scores], dim=-1)
-            keys.append(memory_keys)
-            values.append(state.memory_values[layer][:, :, oldest:newest + 1])
         exp_lut = model.t["lut.attention"]
         delta = (scores.amax(dim=-1, keepdim=True) - scores).clamp_(max=exp_lut.numel() - 1)
         weights = exp_lut[delta.to(torch.int64)]
         total = torch.matmul(weights[..., None, :c.window], ring_values)
-        if len(values) > 1:
-            total += torch.matmul(weights[..., None, c.window:], values[1])
+        if memory_values is not None:
+            total += torch.matmul(weights[..., None, c.window:], memory_values)
         norm = weights.sum(dim=-1, keepdim=True).unsqueeze(-1)
         attended = intmath.floor_divide(2 * total + norm, 2 * norm)
         attended = attended.reshape(lanes, c.d_model)

@@ -135,8 +135,8 @@ class LaneDataset:
         return self.target.shape[0]
 
     def batch(self, lanes: torch.Tensor, device: str):
-        features = [x[lanes].to(device) for x in (self.previous, self.match,
-                                                   self.match_length, self.record)]
+        features = [x[lanes].to(device, torch.int64) for x in (
+            self.previous, self.match, self.match_length, self.record)]
         return features, self.target[lanes].to(device), self.valid[lanes].to(device)
 
 
