@@ -97,12 +97,15 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     neural = next((c for c in writer.encoder.codecs if c.name == "neural"), None)
     if neural is not None and data:
         stats = neural.stats
-        extra["model_ideal_bits_per_byte"] = stats.ideal_bits / len(data)
-        extra["neural_coded_bits_per_byte"] = 8 * (stats.coded_bytes
-                                                   + stats.overhead_bytes) / len(data)
-        extra["coding_overhead_percent"] = 100 * ((stats.coded_bytes + stats.overhead_bytes)
-                                                  * 8 / stats.ideal_bits - 1) \
-            if stats.ideal_bits else 0.0
+        # Model's ideal code length over the whole file: exact on the frames the neural
+        # codec encoded, estimated on every 16th lane where auto skipped it.
+        extra["model_ideal_bits_per_byte"] = (stats.ideal_bits + stats.estimated_bits) \
+            / len(data)
+        extra["estimated_share"] = stats.estimated_raw_bytes / len(data)
+        if stats.coded_raw_bytes:
+            coded = 8 * (stats.coded_bytes + stats.overhead_bytes)
+            extra["neural_coded_bits_per_byte"] = coded / stats.coded_raw_bytes
+            extra["coding_overhead_percent"] = 100 * (coded / stats.ideal_bits - 1)
         extra["model_id"] = neural.model.hex_id
     return _result(f"vortex-{codec}", len(data), len(blob), pack_s, unpack_s, **extra)
 
@@ -136,8 +139,12 @@ def format_table(results: list[FileResult]) -> str:
         for row in result.results:
             notes = ""
             if "model_ideal_bits_per_byte" in row.extra:
-                notes = (f"model ideal {row.extra['model_ideal_bits_per_byte']:.4f}, neural "
-                         f"coded {row.extra['neural_coded_bits_per_byte']:.4f} bits/byte; ")
+                notes = f"model ideal {row.extra['model_ideal_bits_per_byte']:.4f}"
+                if row.extra["estimated_share"]:
+                    notes += f" ({100 * row.extra['estimated_share']:.0f}% sampled)"
+                if "coding_overhead_percent" in row.extra:
+                    notes += f", coding overhead {row.extra['coding_overhead_percent']:.2f}%"
+                notes += "; "
             if "frames" in row.extra:
                 notes += "frames " + ", ".join(f"{k} {v}" for k, v in row.extra["frames"]
                                                .items())
