@@ -31,8 +31,11 @@ def decode_payload(header: FrameHeader, payload: bytes, decoders: FrameDecoders,
     try:
         raw = decoders.decode(header.codec, payload, header.raw_size)
     except VortexFormatError as error:
-        raise VortexFormatError(f"{where}: {codec_name(header.codec)} payload: {error}") \
-            from None
+        detail = str(error)
+        name = codec_name(header.codec)
+        if not detail.startswith(name):
+            detail = f"{name} payload: {detail}"
+        raise VortexFormatError(f"{where}: {detail}") from None
     if len(raw) != header.raw_size:
         raise VortexFormatError(f"{where}: decoded {len(raw)} bytes, expected {header.raw_size}")
     if spec.xxh64(raw) != header.raw_checksum:
