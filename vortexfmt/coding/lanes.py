@@ -100,12 +100,11 @@ def estimate_payload_size(model: IntegerByteModel, raw: bytes, analysis: FrameAn
     runner = StepRunner(model)
     state = runner.new_state(len(picked), lane_length)
     steps = layout.step_count(len(raw), lane_length)
-    freq = torch.ones(len(picked), lane_length, dtype=torch.int64)
+    bits = torch.zeros(len(picked), lane_length, dtype=torch.float64)
     for t in range(steps):
-        cdf = runner.step(state, *(f[:, t] for f in features)).cpu().to(torch.int64)
-        index = symbols[:, t].unsqueeze(-1)
-        freq[:, t] = (cdf.gather(-1, index + 1) - cdf.gather(-1, index)).squeeze(-1)
-    bits = (intmath.CDF_PRECISION - torch.log2(freq.to(torch.float64)))[valid].sum()
+        cdf = runner.step(state, *(f[:, t] for f in features)).cpu()
+        bits[:, t] = intmath.code_length_bits(cdf, symbols[:, t])
+    bits = bits[valid].sum()
     ideal = float(bits) * len(raw) / max(1, int(valid.sum()))
     overhead = steps * 3 + layout.NEURAL_PAYLOAD_HEADER_SIZE  # ~1 flush + ~2 length bytes
     return ideal / 8 + overhead, ideal
@@ -136,10 +135,7 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
         coded = symbols[active, t]
         streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf), coded))
         if stats is not None:
-            index = coded.to(torch.int64).unsqueeze(1)
-            freq = cdf.gather(1, index + 1) - cdf.gather(1, index)
-            stats.ideal_bits += float((intmath.CDF_PRECISION
-                                       - torch.log2(freq.to(torch.float64))).sum())
+            stats.ideal_bits += float(intmath.code_length_bits(cdf, coded).sum())
     header = layout.NeuralPayloadHeader.build({"lane_length": lane_length, "stride": stride})
     header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, steps=steps)
     if stats is not None:

@@ -122,12 +122,7 @@ class IntegerByteModel:
     def run(self, state: LaneState, features) -> torch.Tensor:
         """CDFs (lanes, n, 257) int32 for the next n positions of every lane, given their
         features: four (lanes, n) int64 tensors (previous, match, match_length, record)."""
-        t = self.t
-        previous, match, match_length, record = (f.to(self.device, torch.int64)
-                                                  for f in features)
-        h = intmath.clamp_act(t["embed.previous"][previous] + t["embed.match"][match]
-                              + t["embed.match_length"][match_length]
-                              + t["embed.record"][record])
+        h = self.embed(*features)
         t0 = state.position
         t1 = t0 + h.shape[1]
         slots = [s[t0:t1].to(self.device) for s in context_slots(
@@ -135,9 +130,30 @@ class IntegerByteModel:
         for layer in range(self.config.n_layers):
             h = self._block(layer, h, state, t0, t1, slots)
         state.position = t1
-        logits = intmath.linear(h, t["head.weight"], t["head.bias"],
+        return self.head_cdf(h)
+
+    # Pieces shared with StepRunner: the same arithmetic whatever the layout of the state.
+
+    def embed(self, previous, match, match_length, record) -> torch.Tensor:
+        """Sum of the four feature embeddings, clamped: (...,) int features -> (..., D)."""
+        t = self.t
+        previous, match, match_length, record = (
+            f.to(self.device, torch.int64) for f in (previous, match, match_length, record))
+        return intmath.clamp_act(t["embed.previous"][previous] + t["embed.match"][match]
+                                 + t["embed.match_length"][match_length]
+                                 + t["embed.record"][record])
+
+    def head_cdf(self, h: torch.Tensor) -> torch.Tensor:
+        """CDFs (..., 257) int32 from the last layer's activations."""
+        logits = intmath.linear(h, self.t["head.weight"], self.t["head.bias"],
                                 self.shifts["head"] + self._extra_shift("head"))
-        return intmath.cdf_from_logits(logits, t["lut.output"])
+        return intmath.cdf_from_logits(logits, self.t["lut.output"])
+
+    def block_output(self, prefix: str, h: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """A block's tail after attention: projection, residual, ReLU MLP, residual."""
+        h = intmath.clamp_act(h + intmath.clamp_act(self._linear(f"{prefix}.proj", attended)))
+        hidden = intmath.clamp_act(self._linear(f"{prefix}.fc1", h).clamp_(min=0))
+        return intmath.clamp_act(h + intmath.clamp_act(self._linear(f"{prefix}.fc2", hidden)))
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return intmath.linear(x, self.t[f"{name}.weight"], self.t[f"{name}.bias"],
@@ -162,10 +178,7 @@ class IntegerByteModel:
         valid = torch.cat([window_valid, memory_valid], dim=1).unsqueeze(1)  # (n, 1, S)
         scores = scores.masked_fill_(~valid, MASKED)
         attended = intmath.lut_softmax_average(scores, values, self.t["lut.attention"])
-        attended = attended.reshape(lanes, count, c.d_model)
-        h = intmath.clamp_act(h + intmath.clamp_act(self._linear(f"{prefix}.proj", attended)))
-        hidden = intmath.clamp_act(self._linear(f"{prefix}.fc1", h).clamp_(min=0))
-        return intmath.clamp_act(h + intmath.clamp_act(self._linear(f"{prefix}.fc2", hidden)))
+        return self.block_output(prefix, h, attended.reshape(lanes, count, c.d_model))
 
     def _context(self, recent: list[torch.Tensor], memory: list[torch.Tensor], layer: int,
                  new: torch.Tensor, t0: int, memory_index: torch.Tensor) -> torch.Tensor:
@@ -243,19 +256,11 @@ class StepRunner:
 
     def step(self, state: StepState, previous, match, match_length, record) -> torch.Tensor:
         """CDFs (lanes, 257) int32 of the next position, from its four (lanes,) features."""
-        model = self.model
-        t = model.t
-        previous, match, match_length, record = (
-            f.to(model.device, torch.int64) for f in (previous, match, match_length, record))
-        h = intmath.clamp_act(t["embed.previous"][previous] + t["embed.match"][match]
-                              + t["embed.match_length"][match_length]
-                              + t["embed.record"][record])
-        for layer in range(model.config.n_layers):
+        h = self.model.embed(previous, match, match_length, record)
+        for layer in range(self.model.config.n_layers):
             h = self._block(layer, h, state)
         state.position += 1
-        logits = intmath.linear(h, t["head.weight"], t["head.bias"],
-                                model.shifts["head"] + model._extra_shift("head"))
-        return intmath.cdf_from_logits(logits, t["lut.output"])
+        return self.model.head_cdf(h)
 
     def _block(self, layer: int, h: torch.Tensor, state: StepState) -> torch.Tensor:
         model = self.model
@@ -303,7 +308,4 @@ class StepRunner:
             total += torch.matmul(weights[..., None, c.window:], memory_values)
         norm = weights.sum(dim=-1, keepdim=True).unsqueeze(-1)
         attended = intmath.floor_divide(2 * total + norm, 2 * norm)
-        attended = attended.reshape(lanes, c.d_model)
-        h = intmath.clamp_act(h + intmath.clamp_act(model._linear(f"{prefix}.proj", attended)))
-        hidden = intmath.clamp_act(model._linear(f"{prefix}.fc1", h).clamp_(min=0))
-        return intmath.clamp_act(h + intmath.clamp_act(model._linear(f"{prefix}.fc2", hidden)))
+        return model.block_output(prefix, h, attended.reshape(lanes, c.d_model))

@@ -108,6 +108,14 @@ def cdf_from_logits(logits: torch.Tensor, exp_lut: torch.Tensor) -> torch.Tensor
     return cdf
 
 
+def code_length_bits(cdf: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """-log2 p of each symbol under its CDF (..., 257): the ideal code length, float64."""
+    index = symbols.to(device=cdf.device, dtype=torch.int64).unsqueeze(-1)
+    cdf = cdf.to(torch.int64)
+    freq = (cdf.gather(-1, index + 1) - cdf.gather(-1, index)).squeeze(-1)
+    return CDF_PRECISION - torch.log2(freq.to(torch.float64))
+
+
 def to_torchac(cdf: torch.Tensor) -> torch.Tensor:
     """int32 CDFs (top 2^16) as the int16 tensor holding uint16 values torchac expects."""
     cdf = cdf.to("cpu")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from vortexfmt.coding.features import choose_stride, frame_features, lane_lengths
 from vortexfmt.coding.lanes import DEFAULT_LANE_LENGTH
 from vortexfmt.errors import VortexError
+from vortexfmt.model import intmath
 from vortexfmt.model.files import ModelFile, resolve_device, save_model
 from vortexfmt.model.integer import lookup_tables
 from vortexfmt.model.network import ByteModel, ModelConfig
@@ -163,10 +164,7 @@ def exact_bits_per_byte(model: ModelFile, data: LaneDataset, lanes: torch.Tensor
     for start in range(0, len(lanes), batch_size):
         features, target, valid = data.batch(lanes[start:start + batch_size], "cpu")
         state = runtime.new_state(target.shape[0], target.shape[1])
-        cdf = runtime.run(state, features).cpu().to(torch.int64)
-        index = target.unsqueeze(-1)
-        freq = (cdf.gather(-1, index + 1) - cdf.gather(-1, index)).squeeze(-1)
-        bits = 16 - torch.log2(freq.to(torch.float64))
+        bits = intmath.code_length_bits(runtime.run(state, features).cpu(), target)
         total += float(bits[valid].sum())
         count += int(valid.sum())
     return total / max(count, 1)
