@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import click
+
+from vortexfmt.codecs import WRITER_CODEC_CHOICES
 from vortexfmt.cli.sizes import SizeType
 
 
@@ -17,7 +19,7 @@ from vortexfmt.cli.sizes import SizeType
               show_default=True)
 @click.option("--frame-size", type=SizeType(), default=None, help="Vortex frame size.")
 @click.option("--codec", "codecs", multiple=True, default=("auto",), show_default=True,
-              type=click.Choice(["auto", "neural", "lzma", "zstd", "stored"]),
+              type=click.Choice(WRITER_CODEC_CHOICES),
               help="Vortex codec(s) to measure; repeat for several.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of per-file "
               "objects with a `results` list) instead of a table.")

@@ -46,6 +46,7 @@ class CodecId:
     ZSTD = 1
     NEURAL = 2
     LZMA = 3
+    MIXED = 4
 
 
 def max_payload_size(raw_size: int) -> int:

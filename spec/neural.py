@@ -11,6 +11,8 @@ from construct import Array, Int16ul, Struct, VarInt, this
 
 MAX_LANE_LENGTH = 65535
 MAX_STRIDE = 1024
+#: A mixed payload (codec 4) has at most this many lanes.
+MAX_MIXED_LANES = 16384
 
 NeuralPayloadHeader = Struct(
     "lane_length" / Int16ul,

@@ -31,3 +31,5 @@ def test_golden_payload_decodes_to_its_input(tiny_model):
     runtime = tiny_model.runtime("cpu")
     payload = encode_frame(runtime, data, make_golden.LANE_LENGTH)
     assert decode_frame(runtime, payload, len(data)) == data
+    mixed = encode_frame(runtime, data, make_golden.LANE_LENGTH, mixed=True)
+    assert decode_frame(runtime, mixed, len(data), mixed=True) == data

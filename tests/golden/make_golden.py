@@ -1,7 +1,7 @@
-"""Regenerate the golden vectors of the neural codec: python tests/golden/make_golden.py
+"""Regenerate the golden vectors of the model codecs (neural and mixed): python tests/golden/make_golden.py
 
 The vectors pin the integer arithmetic: any change in how a model computes its CDFs, or
-in how frames are coded, changes these hashes and fails CI on every machine. Regenerate
+in how frames are coded or mixed, changes these hashes and fails CI on every machine. Regenerate
 them only for a deliberate, versioned change of the neural payload format.
 """
 
@@ -45,6 +45,7 @@ def compute(model_file) -> dict:
     features = frame_features(data, LANE_LENGTH, choose_stride(data))
     cdfs = runtime.run(runtime.new_state(features[0].shape[0], LANE_LENGTH), features)
     payload = encode_frame(runtime, data, LANE_LENGTH)
+    mixed = encode_frame(runtime, data, LANE_LENGTH, mixed=True)
     return {
         "model_id": model_file.hex_id,
         "input": f"{INPUT.relative_to(ROOT)}[:{INPUT_BYTES}]",
@@ -53,6 +54,8 @@ def compute(model_file) -> dict:
         .hexdigest(),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "payload_size": len(payload),
+        "mixed_payload_sha256": hashlib.sha256(mixed).hexdigest(),
+        "mixed_payload_size": len(mixed),
     }
 
 

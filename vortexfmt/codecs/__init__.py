@@ -30,11 +30,13 @@ CODEC_NAMES = {
     CodecId.ZSTD: "zstd",
     CodecId.NEURAL: "neural",
     CodecId.LZMA: "lzma",
+    CodecId.MIXED: "mixed",
 }
 CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
 
 #: Names accepted by the writer's ``codec`` argument and ``vortex pack --codec``.
-WRITER_CODEC_CHOICES = ("auto", "neural", "lzma", "zstd", "stored")
+WRITER_CODEC_CHOICES = ("auto", "mixed", "neural", "lzma", "zstd", "stored")
+MODEL_CODECS = ("mixed", "neural")
 
 
 def codec_name(codec_id: int) -> str:
@@ -52,7 +54,7 @@ def classic_codec(codec_id: int) -> FrameCodec:
     return codec
 
 
-#: Frames smaller than this never try the neural codec under ``auto``: its per-step
+#: Frames smaller than this never try a model codec under ``auto``: its per-step
 #: overhead and decode time are not worth it there. A writer whose frame size is smaller
 #: records no model in its archive.
 NEURAL_MIN_FRAME_SIZE = 4096
@@ -69,7 +71,7 @@ class FrameEncoder:
         if codec == "auto":
             names = AUTO_CANDIDATES
             if frame_size is not None and frame_size < NEURAL_MIN_FRAME_SIZE:
-                names = tuple(name for name in names if name != "neural")
+                names = tuple(name for name in names if name not in MODEL_CODECS)
         else:
             names = (codec,)
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
@@ -83,7 +85,7 @@ class FrameEncoder:
         best: tuple[int, bytes] | None = None
         for codec in self.codecs:
             if best is not None and hasattr(codec, "encode_if_smaller"):
-                payload = codec.encode_if_smaller(raw, len(best[1]))  # neural under auto
+                payload = codec.encode_if_smaller(raw, len(best[1]))  # model codecs
                 if payload is None:
                     continue
             else:
@@ -97,15 +99,15 @@ class FrameEncoder:
 
 #: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest
 #: to decode comes first.
-AUTO_CANDIDATES = ("stored", "zstd", "lzma", "neural")
+AUTO_CANDIDATES = ("stored", "zstd", "lzma", "mixed")
 
 
 def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
-    if name == "neural":
-        from vortexfmt.codecs.neural import NeuralCodec
+    if name in MODEL_CODECS:
+        from vortexfmt.codecs.neural import MixedCodec, NeuralCodec
         from vortexfmt.model import registry
 
-        return NeuralCodec(registry.resolve(model), device)
+        return (MixedCodec if name == "mixed" else NeuralCodec)(registry.resolve(model), device)
     return classic_codec(CODEC_IDS[name])
 
 
@@ -117,17 +119,19 @@ class FrameDecoders:
         self.model_id = model_id
         self.model = model
         self.device = device
-        self._neural = None
+        self._model_codecs: dict[int, FrameCodec] = {}
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
-        if codec_id != CodecId.NEURAL:
+        if codec_id not in (CodecId.NEURAL, CodecId.MIXED):
             return classic_codec(codec_id).decode(payload, raw_size)
-        if self._neural is None:
+        if codec_id not in self._model_codecs:
             if self.model_id == bytes(len(self.model_id)):
-                raise VortexFormatError("neural frame in an archive that records no model")
-            from vortexfmt.codecs.neural import NeuralCodec
+                raise VortexFormatError(f"{codec_name(codec_id)} frame in an archive that "
+                                        "records no model")
+            from vortexfmt.codecs.neural import MixedCodec, NeuralCodec
             from vortexfmt.model import registry
 
-            self._neural = NeuralCodec(registry.for_archive(self.model_id, self.model),
-                                       self.device)
-        return self._neural.decode(payload, raw_size)
+            model = registry.for_archive(self.model_id, self.model)
+            self._model_codecs[codec_id] = (MixedCodec if codec_id == CodecId.MIXED
+                                            else NeuralCodec)(model, self.device)
+        return self._model_codecs[codec_id].decode(payload, raw_size)

@@ -78,6 +78,7 @@ class StepFeatures:
     match: torch.Tensor  # predicted byte or NONE
     match_length: torch.Tensor  # length bucket
     record: torch.Tensor  # byte one record back or NONE
+    run_length: torch.Tensor | None = None  # the match's length, unbucketed
 
 
 class FrameContext:
@@ -106,7 +107,7 @@ class FrameContext:
         predicted = self.data[self._ptr_lane, self._ptr_pos.clamp(max=self.lane_length - 1)]
         match = torch.where(active, predicted, self._none)
         return StepFeatures(previous, match, length_bucket(self._match_length),
-                            self._record(t))
+                            self._record(t), self._match_length.clone())
 
     def _record(self, t: int) -> torch.Tensor:
         if not self.stride:

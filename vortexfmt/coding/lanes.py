@@ -9,52 +9,36 @@ to the full-sequence `IntegerByteModel.run` used in training and evaluation.
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
 import torch
 
-from vortexfmt.coding.features import FrameContext, choose_stride, frame_features, lane_lengths
+from vortexfmt.coding.features import (FrameContext, StepFeatures, choose_stride,
+                                       frame_features, lane_count, lane_lengths, to_lanes)
+from vortexfmt.coding import native
+from vortexfmt.coding.mixing import ContextMixer
 from vortexfmt.errors import VortexFormatError
 from vortexfmt.model import intmath
 from vortexfmt.model.integer import IntegerByteModel, StepRunner
 from vortexfmt.spec import neural as layout
 
-DEFAULT_LANE_LENGTH = 512
+DEFAULT_LANE_LENGTH = 512  # lane length of training; writers use default_lane_length
+LANES_PER_STEP = 2048
+MIN_LANE_LENGTH = 512
+MAX_LANE_LENGTH = 8192
 SAMPLE_EVERY = 16  # lanes sampled by estimate_payload_size
 
 
 def _torchac():
-    """Import torchac, which builds its C++ backend with ninja on first import (about 20 s).
-
-    Its build log goes to file descriptor 1, where it would corrupt `vortex unpack -o -`:
-    the import runs with descriptors 1 and 2 captured, and the log is shown only if the
-    import fails."""
+    """Import torchac, which builds its C++ backend with ninja on first import (about 20 s)
+    and writes the build log to standard output (see `native.quietly`)."""
     if "torchac" in sys.modules:
         return sys.modules["torchac"]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as log:
-        try:
-            os.dup2(log.fileno(), 1)
-            os.dup2(log.fileno(), 2)
-            import torchac
-        except BaseException:
-            os.dup2(saved[1], 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for descriptor in saved:
-                os.close(descriptor)
-    return torchac
+    return native.quietly(lambda: importlib.import_module("torchac"))
 
 
 @dataclass
@@ -110,32 +94,78 @@ def estimate_payload_size(model: IntegerByteModel, raw: bytes, analysis: FrameAn
     return ideal / 8 + overhead, ideal
 
 
+class _ModelPredictor:
+    """CDFs of the byte model alone (codec 2, "neural")."""
+
+    def __init__(self, model: IntegerByteModel, context: FrameContext) -> None:
+        self.runner = StepRunner(model)
+        self.state = self.runner.new_state(context.lanes, context.lane_length)
+
+    def cdf(self, t: int, step: StepFeatures) -> torch.Tensor:
+        return self.runner.step(self.state, step.previous, step.match, step.match_length,
+                                step.record).cpu()
+
+    def learn(self, symbols: torch.Tensor, active: torch.Tensor) -> None:
+        pass
+
+
+class _MixedPredictor(_ModelPredictor):
+    """The byte model mixed with the frame's adaptive statistics (codec 4, "mixed")."""
+
+    def __init__(self, model: IntegerByteModel, context: FrameContext) -> None:
+        super().__init__(model, context)
+        self.mixer = ContextMixer(context, model.config.out_resolution, model.device)
+
+    def cdf(self, t: int, step: StepFeatures) -> torch.Tensor:
+        logits = self.runner.step_logits(self.state, step.previous, step.match,
+                                         step.match_length, step.record)
+        return self.mixer.cdf(t, logits, step.match, step.run_length, step.record).cpu()
+
+    def learn(self, symbols: torch.Tensor, active: torch.Tensor) -> None:
+        self.mixer.update(symbols, active)
+
+
+def default_lane_length(raw_size: int, mixed: bool = False) -> int:
+    """Lane length for a frame of `raw_size` bytes: long lanes give the model and the
+    frame's statistics more known context (bits per byte fall steeply along a lane), many
+    lanes keep each step's stream long enough that its flush and length cost < 1%. So:
+    LANES_PER_STEP lanes, each at least MIN_LANE_LENGTH and at most MAX_LANE_LENGTH long
+    (a 4 MiB frame: 2048 lanes of 2048 bytes); longer where a mixed frame would otherwise
+    have more lanes than it may."""
+    length = min(MAX_LANE_LENGTH, max(MIN_LANE_LENGTH, -(-raw_size // LANES_PER_STEP)))
+    if mixed:
+        length = max(length, -(-raw_size // layout.MAX_MIXED_LANES))
+    return length
+
+
 def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT_LANE_LENGTH,
                  stats: EncodeStats | None = None,
-                 analysis: FrameAnalysis | None = None) -> bytes:
-    """The neural payload of `raw`."""
+                 analysis: FrameAnalysis | None = None, mixed: bool = False) -> bytes:
+    """The neural payload of `raw` (with `mixed`, the mixed payload, codec 4).
+
+    The encoder runs the decoder's own steps, knowing each step's bytes in advance."""
     torchac = _torchac()
-    analysis = analysis or analyse_frame(raw, lane_length)
-    stride, features = analysis.stride, analysis.features
-    lengths = lane_lengths(len(raw), lane_length)
-    lanes = len(lengths)
-    symbols = torch.zeros(lanes, lane_length, dtype=torch.int16)
-    if raw:
-        symbols.view(-1)[:len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    stride = analysis.stride if analysis is not None else choose_stride(raw)
+    if mixed and lane_count(len(raw), lane_length) > layout.MAX_MIXED_LANES:
+        raise ValueError(f"lane length {lane_length} gives more than {layout.MAX_MIXED_LANES} lanes")
+    context = FrameContext(len(raw), lane_length, stride)
+    lengths = context.lengths
+    symbols = to_lanes(raw, lane_length)
     steps = layout.step_count(len(raw), lane_length)
-    # The encoder runs the decoder's own step function, on features it knows up front.
-    runner = StepRunner(model)
-    state = runner.new_state(lanes, lane_length)
+    predictor = (_MixedPredictor if mixed else _ModelPredictor)(model, context)
     streams: list[bytes] = []
     for t in range(steps):
-        cdf = runner.step(state, *(f[:, t] for f in features)).cpu()
+        cdf = predictor.cdf(t, context.features(t))
         active = lengths > t
+        coded = symbols[:, t]
         if not bool(active.all()):
-            cdf = cdf[active]
-        coded = symbols[active, t]
-        streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf), coded))
+            cdf, coded = cdf[active], coded[active]
+        streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf),
+                                                           coded.to(torch.int16)))
         if stats is not None:
             stats.ideal_bits += float(intmath.code_length_bits(cdf, coded).sum())
+        predictor.learn(symbols[:, t], active)
+        context.advance(t, symbols[:, t])
     header = layout.NeuralPayloadHeader.build({"lane_length": lane_length, "stride": stride})
     header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, steps=steps)
     if stats is not None:
@@ -145,7 +175,8 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
     return header + b"".join(streams)
 
 
-def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int) -> bytes:
+def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int,
+                 mixed: bool = False) -> bytes:
     """Inverse of encode_frame; raises VortexFormatError on a malformed payload."""
     torchac = _torchac()
     source = io.BytesIO(payload)
@@ -155,6 +186,9 @@ def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int) -> byte
                 header.stride > layout.MAX_STRIDE:
             raise VortexFormatError(f"bad lane length {header.lane_length} or stride "
                                     f"{header.stride}")
+        if mixed and lane_count(raw_size, header.lane_length) > layout.MAX_MIXED_LANES:
+            raise VortexFormatError(f"lane length {header.lane_length} gives more than "
+                                    f"{layout.MAX_MIXED_LANES} lanes")
         steps = layout.step_count(raw_size, header.lane_length)
         if steps > len(payload):  # every stream takes at least one length byte
             raise VortexFormatError(f"{steps} streams cannot fit in {len(payload)} bytes")
@@ -169,13 +203,10 @@ def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int) -> byte
                                 f"{len(payload) - start} follow the header")
     context = FrameContext(raw_size, header.lane_length, header.stride)
     lane_sizes = context.lengths
-    runner = StepRunner(model)
-    state = runner.new_state(context.lanes, header.lane_length)
+    predictor = (_MixedPredictor if mixed else _ModelPredictor)(model, context)
     offset = start
     for t in range(steps):
-        step = context.features(t)
-        cdf = runner.step(state, step.previous, step.match, step.match_length,
-                          step.record).cpu()
+        cdf = predictor.cdf(t, context.features(t))
         active = lane_sizes > t
         stream = payload[offset:offset + lengths[t]]
         offset += lengths[t]
@@ -185,7 +216,9 @@ def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int) -> byte
             symbols = torch.zeros(context.lanes, dtype=torch.int16)
             symbols[active] = torchac.decode_int16_normalized_cdf(
                 intmath.to_torchac(cdf[active]), stream)
-        context.advance(t, symbols.to(torch.int64) & 0xFF)
+        symbols = symbols.to(torch.int64) & 0xFF
+        predictor.learn(symbols, active)
+        context.advance(t, symbols)
     return bytes(context.data.view(-1)[:raw_size].to(torch.uint8).numpy()) if raw_size else b""
 
 

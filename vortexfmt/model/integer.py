@@ -143,11 +143,14 @@ class IntegerByteModel:
                                  + t["embed.match_length"][match_length]
                                  + t["embed.record"][record])
 
+    def head_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Integer-valued logits (..., 256), in 1/out_resolution nat, from the last layer."""
+        return intmath.linear(h, self.t["head.weight"], self.t["head.bias"],
+                              self.shifts["head"] + self._extra_shift("head"))
+
     def head_cdf(self, h: torch.Tensor) -> torch.Tensor:
         """CDFs (..., 257) int32 from the last layer's activations."""
-        logits = intmath.linear(h, self.t["head.weight"], self.t["head.bias"],
-                                self.shifts["head"] + self._extra_shift("head"))
-        return intmath.cdf_from_logits(logits, self.t["lut.output"])
+        return intmath.cdf_from_logits(self.head_logits(h), self.t["lut.output"])
 
     def block_output(self, prefix: str, h: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         """A block's tail after attention: projection, residual, ReLU MLP, residual."""
@@ -256,11 +259,17 @@ class StepRunner:
 
     def step(self, state: StepState, previous, match, match_length, record) -> torch.Tensor:
         """CDFs (lanes, 257) int32 of the next position, from its four (lanes,) features."""
+        return intmath.cdf_from_logits(self.step_logits(state, previous, match, match_length,
+                                                        record), self.model.t["lut.output"])
+
+    def step_logits(self, state: StepState, previous, match, match_length,
+                    record) -> torch.Tensor:
+        """Integer logits (lanes, 256) of the next position (what `step` turns into CDFs)."""
         h = self.model.embed(previous, match, match_length, record)
         for layer in range(self.model.config.n_layers):
             h = self._block(layer, h, state)
         state.position += 1
-        return self.model.head_cdf(h)
+        return self.model.head_logits(h)
 
     def _block(self, layer: int, h: torch.Tensor, state: StepState) -> torch.Tensor:
         model = self.model

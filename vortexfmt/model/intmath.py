@@ -91,19 +91,25 @@ def lut_softmax_average(scores: torch.Tensor, values: torch.Tensor,
 
 
 def cdf_from_logits(logits: torch.Tensor, exp_lut: torch.Tensor) -> torch.Tensor:
-    """Turn integer-valued logits (..., 256), in lookup-table units, into CDFs (..., 257).
-
-    p_i = exp_lut[max - logit_i] (int32); frequencies are 1 + floor(p_i * (2^16 - 256) /
-    sum p), every one >= 1; what is left of 2^16 goes to the first most probable symbol.
-    Returns int32 CDFs from 0 to exactly 2^16.
-    """
+    """Turn integer-valued logits (..., 256), in lookup-table units, into CDFs (..., 257)
+    with weights p_i = exp_lut[max - logit_i] (int32; see `cdf_from_weights`)."""
     delta = (logits.amax(dim=-1, keepdim=True) - logits).clamp_(max=exp_lut.numel() - 1)
-    weights = exp_lut[delta.to(torch.int64)]
+    return cdf_from_weights(exp_lut[delta.to(torch.int64)])
+
+
+def cdf_from_weights(weights: torch.Tensor) -> torch.Tensor:
+    """CDFs (..., 257) from non-negative integer weights (..., 256), each row's largest > 0.
+
+    Frequencies are 1 + floor(p_i * (2^16 - 256) / sum p), every one >= 1; what is left of
+    2^16 goes to the first most probable symbol. Computed in the weights' integer dtype
+    (int32 needs every weight * 2^16 below 2^31; pass int64 otherwise). Returns int32 CDFs
+    from 0 to exactly 2^16.
+    """
     total = weights.sum(dim=-1, keepdim=True)
     freq = 1 + torch.div(weights * (CDF_TOTAL - SYMBOLS), total, rounding_mode="floor")
     left = CDF_TOTAL - freq.sum(dim=-1, keepdim=True)
     freq.scatter_add_(-1, weights.argmax(dim=-1, keepdim=True), left)  # first maximum
-    cdf = torch.zeros(*freq.shape[:-1], SYMBOLS + 1, dtype=torch.int32, device=logits.device)
+    cdf = torch.zeros(*freq.shape[:-1], SYMBOLS + 1, dtype=torch.int32, device=weights.device)
     torch.cumsum(freq, dim=-1, out=cdf[..., 1:])
     return cdf
 

@@ -1,0 +1,138 @@
+// CPU kernels of the context mixer (vortexfmt/coding/mixing.py is the reference: these
+// compute the same integers, lane by lane, in one pass instead of a dozen tensor passes).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int kSymbols = 256;
+constexpr int64_t kCdfTotal = 1 << 16;
+
+}  // namespace
+
+// Scores (lanes, experts, 256) int32 and CDFs (lanes, 257) int32 of one step.
+// counts: (contexts, lanes, 256) int16; model_scores: (lanes, 256) int32;
+// match_hit, match_miss: (lanes,) int32; predicted: (lanes,) int64, -1 for no match;
+// weights: (lanes, experts) int64; log2: int32 table; exp2: (64,) int64.
+std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_scores,
+                                   torch::Tensor match_hit, torch::Tensor match_miss,
+                                   torch::Tensor predicted, torch::Tensor weights,
+                                   torch::Tensor log2, torch::Tensor exp2,
+                                   int64_t score_bits, int64_t max_delta) {
+  const int64_t contexts = counts.size(0);
+  const int64_t lanes = counts.size(1);
+  const int64_t experts = contexts + 2;
+  TORCH_CHECK(weights.size(1) == experts, "weights do not match the experts");
+  auto scores = torch::empty({lanes, experts, kSymbols}, torch::kInt32);
+  auto cdf = torch::empty({lanes, kSymbols + 1}, torch::kInt32);
+  const int16_t* c = counts.data_ptr<int16_t>();
+  const int32_t* ms = model_scores.data_ptr<int32_t>();
+  const int32_t* hit = match_hit.data_ptr<int32_t>();
+  const int32_t* miss = match_miss.data_ptr<int32_t>();
+  const int64_t* pred = predicted.data_ptr<int64_t>();
+  const int64_t* w = weights.data_ptr<int64_t>();
+  const int32_t* lg = log2.data_ptr<int32_t>();
+  const int64_t* ex = exp2.data_ptr<int64_t>();
+  int32_t* s = scores.data_ptr<int32_t>();
+  int32_t* out = cdf.data_ptr<int32_t>();
+  const int64_t fraction_mask = (int64_t{1} << score_bits) - 1;
+  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> mixed(kSymbols);
+    std::vector<int64_t> prob(kSymbols);
+    for (int64_t lane = begin; lane < end; ++lane) {
+      int32_t* ls = s + lane * experts * kSymbols;
+      const int64_t* lw = w + lane * experts;
+      for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
+      for (int64_t k = 0; k < contexts; ++k) {
+        const int16_t* row = c + (k * lanes + lane) * kSymbols;
+        int64_t total = 0;
+        for (int j = 0; j < kSymbols; ++j) total += row[j];
+        const int32_t base = lg[2 * total + 256];
+        int32_t* out_row = ls + (k + 1) * kSymbols;
+        for (int j = 0; j < kSymbols; ++j) out_row[j] = lg[2 * row[j] + 1] - base;
+      }
+      int32_t* match_row = ls + (experts - 1) * kSymbols;
+      const bool has = pred[lane] >= 0;
+      for (int j = 0; j < kSymbols; ++j) match_row[j] = has ? miss[lane] : 0;
+      if (has) match_row[pred[lane]] = hit[lane];
+      int64_t best = INT64_MIN;
+      for (int j = 0; j < kSymbols; ++j) {
+        int64_t z = 0;
+        for (int64_t k = 0; k < experts; ++k) z += int64_t{ls[k * kSymbols + j]} * lw[k];
+        z >>= 16;  // arithmetic shift: floor, as torch's >> on int64
+        mixed[j] = z;
+        if (z > best) best = z;
+      }
+      int64_t total = 0;
+      int top = 0;
+      for (int j = 0; j < kSymbols; ++j) {
+        int64_t delta = best - mixed[j];
+        if (delta > max_delta - 1) delta = max_delta - 1;
+        prob[j] = ex[delta & fraction_mask] >> (delta >> score_bits);
+        total += prob[j];
+        if (prob[j] > prob[top]) top = j;
+      }
+      int32_t* lc = out + lane * (kSymbols + 1);
+      int64_t freq_sum = 0;
+      std::vector<int64_t>& freq = mixed;  // reuse
+      for (int j = 0; j < kSymbols; ++j) {
+        freq[j] = 1 + prob[j] * (kCdfTotal - kSymbols) / total;
+        freq_sum += freq[j];
+      }
+      freq[top] += kCdfTotal - freq_sum;
+      int64_t running = 0;
+      lc[0] = 0;
+      for (int j = 0; j < kSymbols; ++j) {
+        running += freq[j];
+        lc[j + 1] = static_cast<int32_t>(running);
+      }
+    }
+  });
+  return {scores, cdf};
+}
+
+// Sums over the active lanes of each bucket of the mixer's gradient
+// (scores[y] * 2^16 - sum_j freq_j * scores[j]), and how many lanes each bucket had.
+std::vector<torch::Tensor> mix_gradient(torch::Tensor scores, torch::Tensor cdf,
+                                        torch::Tensor symbols, torch::Tensor bucket,
+                                        torch::Tensor active, int64_t buckets) {
+  const int64_t lanes = scores.size(0);
+  const int64_t experts = scores.size(1);
+  auto per_lane = torch::zeros({lanes, experts}, torch::kInt64);
+  const int32_t* s = scores.data_ptr<int32_t>();
+  const int32_t* c = cdf.data_ptr<int32_t>();
+  const int64_t* y = symbols.data_ptr<int64_t>();
+  const bool* on = active.data_ptr<bool>();
+  int64_t* g = per_lane.data_ptr<int64_t>();
+  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t lane = begin; lane < end; ++lane) {
+      if (!on[lane]) continue;
+      const int32_t* lc = c + lane * (kSymbols + 1);
+      for (int64_t k = 0; k < experts; ++k) {
+        const int32_t* row = s + (lane * experts + k) * kSymbols;
+        int64_t expected = 0;
+        for (int j = 0; j < kSymbols; ++j) expected += int64_t{lc[j + 1] - lc[j]} * row[j];
+        g[lane * experts + k] = (int64_t{row[y[lane]]} << 16) - expected;
+      }
+    }
+  });
+  auto total = torch::zeros({buckets, experts}, torch::kInt64);
+  auto count = torch::zeros({buckets}, torch::kInt64);
+  int64_t* t = total.data_ptr<int64_t>();
+  int64_t* n = count.data_ptr<int64_t>();
+  const int64_t* b = bucket.data_ptr<int64_t>();
+  for (int64_t lane = 0; lane < lanes; ++lane) {
+    if (!on[lane]) continue;
+    n[b[lane]] += 1;
+    for (int64_t k = 0; k < experts; ++k) t[b[lane] * experts + k] += g[lane * experts + k];
+  }
+  return {total, count};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("mix_cdf", &mix_cdf, "scores and CDFs of one mixing step");
+  m.def("mix_gradient", &mix_gradient, "the mixer's gradient sums by bucket");
+}
