@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import click
+from vortexfmt.cli.sizes import SizeType
 
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
-from vortexfmt.cli.sizes import SizeType
 
 
 @click.command()

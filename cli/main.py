@@ -39,8 +39,8 @@ def _quiet_option(function):
 def _model_option(function):
     function = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                             default="auto", show_default=True,
-                            help="Where the neural codec runs (auto: CUDA when present)."
-                            )(function)
+                            help="Where the model codecs (mixed, neural) run (auto: "
+                            "CUDA when present).")(function)
     return click.option("--model", "model", metavar="MODEL", default=None,
                         help="Model file or model id (default: the built-in model when "
                         "packing, the archive's model when unpacking).")(function)

@@ -31,7 +31,7 @@ INDEX_MAGIC = b"\x8fVIX"
 TRAILER_MAGIC = b"\x8fVTR"
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # the latest minor version; a writer records the lowest its archive needs
 
 MODEL_ID_SIZE = 32
 MIN_FRAME_SIZE = 1

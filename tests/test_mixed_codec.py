@@ -11,6 +11,8 @@ import pytest
 import torch
 from conftest import GOLDEN, corpus_file, run_vortex
 from test_neural_codec import CASES
+from vortexfmt.spec import CodecId
+from vortexfmt.spec import neural as layout
 
 import vortexfmt
 from vortexfmt.codecs import FrameEncoder
@@ -18,7 +20,6 @@ from vortexfmt.coding import mixing, native
 from vortexfmt.coding.features import NONE, FrameContext
 from vortexfmt.coding.lanes import decode_frame, default_lane_length, encode_frame
 from vortexfmt.errors import VortexFormatError
-from vortexfmt.spec import CodecId, neural as layout
 
 
 @pytest.fixture
@@ -191,3 +192,13 @@ def test_corpus_file_round_trips(tiny_model):
     payload = encode_frame(runtime, data, lane_length=256, mixed=True)
     assert decode_frame(runtime, payload, len(data), mixed=True) == data
     assert CodecId.MIXED == 4
+
+
+def test_archives_that_may_hold_mixed_frames_record_minor_version_1(tiny_model):
+    from vortexfmt.container.structures import parse_file_header
+
+    data = CASES["logs"]
+    for codec, frame_size, minor in (("mixed", 4096, 1), ("auto", 4096, 1), ("auto", 1024, 0),
+                                     ("neural", 4096, 0), ("zstd", 4096, 0)):
+        blob = vortexfmt.compress(data, codec=codec, model=tiny_model, frame_size=frame_size)
+        assert parse_file_header(blob[:52]).version_minor == minor, (codec, frame_size)

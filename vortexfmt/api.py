@@ -25,7 +25,7 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     `newline` apply). Reading returns an ArchiveReader, writing an ArchiveWriter; `codec`,
     `frame_size` apply to writing; `model` (a model file path, id or ModelFile; default:
     the built-in model when writing, the archive's own model when reading) and `device`
-    ("auto", "cpu", "cuda") to the neural codec either way.
+    ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way.
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")

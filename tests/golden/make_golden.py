@@ -1,4 +1,5 @@
-"""Regenerate the golden vectors of the model codecs (neural and mixed): python tests/golden/make_golden.py
+"""Regenerate the golden vectors of the model codecs (neural, mixed):
+python tests/golden/make_golden.py
 
 The vectors pin the integer arithmetic: any change in how a model computes its CDFs, or
 in how frames are coded or mixed, changes these hashes and fails CI on every machine. Regenerate

@@ -32,6 +32,8 @@ CODEC_NAMES = {
     CodecId.LZMA: "lzma",
     CodecId.MIXED: "mixed",
 }
+#: Format minor version that introduced each codec (the others are 1.0).
+MINOR_VERSION_OF = {CodecId.MIXED: 1}
 CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
 
 #: Names accepted by the writer's ``codec`` argument and ``vortex pack --codec``.
@@ -77,6 +79,8 @@ class FrameEncoder:
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
         self.model_id = next((c.model_id for c in self.codecs
                               if getattr(c, "model_id", None)), None)
+        #: Lowest format minor version the frames may need: 1.1 added the mixed codec.
+        self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""

@@ -17,9 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
-from vortexfmt.coding.features import (FrameContext, StepFeatures, choose_stride,
-                                       frame_features, lane_count, lane_lengths, to_lanes)
 from vortexfmt.coding import native
+from vortexfmt.coding.features import (
+    FrameContext,
+    StepFeatures,
+    choose_stride,
+    frame_features,
+    lane_count,
+    lane_lengths,
+    to_lanes,
+)
 from vortexfmt.coding.mixing import ContextMixer
 from vortexfmt.errors import VortexFormatError
 from vortexfmt.model import intmath
@@ -147,7 +154,8 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
     torchac = _torchac()
     stride = analysis.stride if analysis is not None else choose_stride(raw)
     if mixed and lane_count(len(raw), lane_length) > layout.MAX_MIXED_LANES:
-        raise ValueError(f"lane length {lane_length} gives more than {layout.MAX_MIXED_LANES} lanes")
+        raise ValueError(f"lane length {lane_length} gives more than "
+                         f"{layout.MAX_MIXED_LANES} lanes")
     context = FrameContext(len(raw), lane_length, stride)
     lengths = context.lengths
     symbols = to_lanes(raw, lane_length)

@@ -15,15 +15,19 @@ compute the same CDFs wherever they run. The two lookup tables are integers defi
 
 Scores are log-probabilities in 1/64 bit (`SCORE_BITS`). At step t every lane gets
 
-    z_j = sum_i w[b, i] * s_i[j] >> 16        (b: the lane's match-length bucket)
+    z_j = sum_i w[s, i] * s_i[j] >> 16   (s: the lane's weight set: its match-length
+                                          bucket and how often its order-4 context was seen)
     p_j proportional to 2^((z_j - max z) / 64),   CDF as `intmath.cdf_from_weights`
 
 and once the bytes y of step t are known the weights move along the gradient of log p(y),
-summed over the lanes of each bucket: w[b, i] += floor(G[b, i] * 2^LEARNING_SHIFT /
-(count[b] * 2^16)) with G = sum over lanes of (s_i[y] * 2^16 - sum_j freq_j * s_i[j]).
+summed over the lanes of each weight set: w[s, i] += floor(G[s, i] * 2^LEARNING_SHIFT /
+(count[s] * 2^16)) with G = sum over lanes of (s_i[y] * 2^16 - sum_j freq_j * s_i[j]).
+FORMAT.md "Mixed payload" states all of it.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -37,10 +41,16 @@ WEIGHT_ONE = 1 << 16
 WEIGHT_LIMIT = 1 << 20
 LEARNING_SHIFT = 5  # learning rate 32 / 2^16 per unit of score gradient
 COUNT_LIMIT = 255  # a table row whose largest count passes this is scaled down
-TABLE_BITS = 16  # rows of every count table
-LOG_TABLE_SIZE = 1 << 17  # covers 2 * 256 * COUNT_LIMIT + 256
+#: log2 of the rows of each count table (COUNT_CONTEXTS order).
+TABLE_BITS = (16, 16, 16, 16, 16, 16, 16)
+COUNT_SHIFT = 4  # a count c scores log2((c * 2^k + 1) / (total * 2^k + 256)): prior 256 / 2^k
+LOG_TABLE_SIZE = 1 << 20  # covers 256 * COUNT_LIMIT * 2^COUNT_SHIFT + 256
 MAX_DELTA = 16 << SCORE_BITS  # scores more than 16 bits below the best weigh 2^-16
 MATCH_BUCKETS = 24
+#: Weight sets: match bucket x confidence class of the order-4 context (CONFIDENCE_LIMITS).
+CONFIDENCE_LIMITS = (0, 3, 15)
+CONFIDENCE_CONTEXT = 3  # order4
+WEIGHT_SETS = MATCH_BUCKETS * (len(CONFIDENCE_LIMITS) + 1)
 MATCH_COUNT_LIMIT = 1 << 15
 #: A count grows by at most the number of lanes (spec.neural.MAX_MIXED_LANES) in one step,
 #: so int16 counts stay below COUNT_LIMIT + 16384 < 2^15; the hit and miss counts stay below
@@ -66,6 +76,7 @@ EXP2_FRACTION = (
 )
 
 
+@functools.lru_cache(maxsize=2)
 def log2_table(size: int = LOG_TABLE_SIZE) -> torch.Tensor:
     """log2(n) in 1/64 bit for 1 <= n < size (entry 0 is 0), int32, from integers only.
 
@@ -92,8 +103,8 @@ def _hash_step(h: torch.Tensor, byte: torch.Tensor) -> torch.Tensor:
     return (h * 0x2F0F1 + byte + 1) & ((1 << 30) - 1)
 
 
-def _row(h: torch.Tensor, salt: int) -> torch.Tensor:
-    return (((h ^ (salt << 24)) * 2654435761) >> 14) & ((1 << TABLE_BITS) - 1)
+def _row(h: torch.Tensor, salt: int, bits: int) -> torch.Tensor:
+    return (((h ^ (salt << 24)) * 2654435761) >> 14) & ((1 << bits) - 1)
 
 
 def match_bucket(length: torch.Tensor) -> torch.Tensor:
@@ -120,9 +131,11 @@ class ContextMixer:
         self.log2 = log2_table().to(self.device)
         self.exp2 = torch.tensor(EXP2_FRACTION, dtype=torch.int64, device=self.device)
         self.log255 = int(self.log2[255])
-        self.tables = torch.zeros(len(COUNT_CONTEXTS), 1 << TABLE_BITS, 256, dtype=torch.int16,
-                                  device=self.device)
-        self.weights = torch.tensor([INITIAL_WEIGHTS] * MATCH_BUCKETS, dtype=torch.int64,
+        sizes = [1 << bits for bits in TABLE_BITS]
+        self.table_offsets = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))],
+                                          dtype=torch.int64).unsqueeze(1)
+        self.tables = torch.zeros(sum(sizes), 256, dtype=torch.int16, device=self.device)
+        self.weights = torch.tensor([INITIAL_WEIGHTS] * WEIGHT_SETS, dtype=torch.int64,
                                     device=self.device)
         self.hits = torch.zeros(MATCH_BUCKETS, dtype=torch.int64, device=self.device)
         self.misses = torch.zeros(MATCH_BUCKETS, dtype=torch.int64, device=self.device)
@@ -139,18 +152,18 @@ class ContextMixer:
         none = torch.full((lanes,), NONE, dtype=torch.int64)
         back = [data[:, t - k] if t >= k else none for k in range(1, 7)]
         h = torch.zeros(lanes, dtype=torch.int64)
-        rows = []
+        hashes = []
         for order in range(1, 7):
             h = _hash_step(h, back[order - 1])
             if order != 5:
-                rows.append(_row(h, order))
-        rows.append(_row(_hash_step(_hash_step(h.new_zeros(lanes), record), back[0]), 7))
+                hashes.append(h)
+        hashes.append(_hash_step(_hash_step(h.new_zeros(lanes), record), back[0]))
         stride = self.context.stride
         column = (self.positions + t) % stride if stride else torch.zeros_like(h)
-        rows.append(_row(_hash_step(_hash_step(h.new_zeros(lanes), column), record), 8))
-        rows = torch.stack(rows)
-        offsets = torch.arange(len(COUNT_CONTEXTS), dtype=torch.int64).unsqueeze(1) << TABLE_BITS
-        return (rows + offsets).to(self.device)
+        hashes.append(_hash_step(_hash_step(h.new_zeros(lanes), column), record))
+        rows = torch.stack([_row(h, salt, bits) for salt, (h, bits)
+                            in enumerate(zip(hashes, TABLE_BITS, strict=True), start=1)])
+        return (rows + self.table_offsets).to(self.device)
 
     # Prediction ------------------------------------------------------------------------------
 
@@ -161,7 +174,7 @@ class ContextMixer:
         length, and the byte one record back."""
         lanes = self.context.lanes
         rows = self._rows(t, record)
-        counts = self.tables.view(-1, 256)[rows.view(-1)].view(len(COUNT_CONTEXTS), lanes, 256)
+        counts = self.tables[rows.view(-1)].view(len(COUNT_CONTEXTS), lanes, 256)
         model_scores = ((logits.to(self.device, torch.int64) * self.model_multiplier) >> 6) \
             .to(torch.int32)
         bucket = match_bucket(match_length.to(self.device))
@@ -172,17 +185,22 @@ class ContextMixer:
         hit_score = (self.log2[2 * hits + 1] - seen).to(torch.int32)
         miss_score = (self.log2[2 * misses + 1] - seen - self.log255).to(torch.int32)
         predicted = torch.where(has, match, -1)
-        weights = self.weights[bucket]
+        observed = counts[CONFIDENCE_CONTEXT].sum(dim=-1, dtype=torch.int64)
+        confidence = torch.zeros_like(observed)
+        for limit in CONFIDENCE_LIMITS:
+            confidence += (observed > limit).to(torch.int64)
+        weight_set = bucket * (len(CONFIDENCE_LIMITS) + 1) + confidence
+        weights = self.weights[weight_set]
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
             scores, cdf = kernel.mix_cdf(*(x.contiguous() for x in (
                 counts, model_scores, hit_score, miss_score, predicted, weights, self.log2,
-                self.exp2)), SCORE_BITS, MAX_DELTA)
+                self.exp2)), SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
         else:
             scores, cdf = self._reference_cdf(counts, model_scores, hit_score, miss_score,
                                               predicted, weights)
-        self._step = {"rows": rows, "scores": scores, "bucket": bucket, "has": has,
-                      "predicted": predicted, "cdf": cdf}
+        self._step = {"rows": rows, "scores": scores, "bucket": bucket,
+                      "weight_set": weight_set, "has": has, "predicted": predicted, "cdf": cdf}
         return cdf
 
     def _reference_cdf(self, counts, model_scores, hit_score, miss_score, predicted,
@@ -192,8 +210,8 @@ class ContextMixer:
         scores = torch.empty(lanes, len(EXPERTS), 256, dtype=torch.int32, device=self.device)
         scores[:, 0] = model_scores
         totals = counts.to(torch.int64).sum(dim=-1, keepdim=True)
-        scores[:, 1:-1] = (self.log2[2 * counts.to(torch.int64) + 1]
-                           - self.log2[2 * totals + 256]).transpose(0, 1)
+        scores[:, 1:-1] = (self.log2[(counts.to(torch.int64) << COUNT_SHIFT) + 1]
+                           - self.log2[(totals << COUNT_SHIFT) + 256]).transpose(0, 1)
         has = predicted >= 0
         match_scores = scores[:, -1]
         match_scores.copy_(torch.where(has, miss_score, 0).unsqueeze(1).expand(lanes, 256))
@@ -215,10 +233,10 @@ class ContextMixer:
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
             total, count = kernel.mix_gradient(*(x.contiguous() for x in (
-                step["scores"], step["cdf"], symbols, bucket, active)), MATCH_BUCKETS)
+                step["scores"], step["cdf"], symbols, step["weight_set"], active)), WEIGHT_SETS)
         else:
             total, count = self._reference_gradient(step["scores"], step["cdf"], symbols,
-                                                    bucket, active)
+                                                    step["weight_set"], active)
         step_size = torch.div(total << LEARNING_SHIFT, count.clamp(min=1).unsqueeze(1) << 16,
                               rounding_mode="floor")
         self.weights = (self.weights + step_size).clamp_(-WEIGHT_LIMIT, WEIGHT_LIMIT)
@@ -241,7 +259,7 @@ class ContextMixer:
         full = rows[flat[cells] > COUNT_LIMIT]
         if full.numel():
             full = full.unique()
-            table = self.tables.view(-1, 256)
+            table = self.tables
             counts = table[full].to(torch.int32)
             largest = counts.amax(dim=-1, keepdim=True)
             table[full] = torch.div(counts * COUNT_LIMIT, largest,
@@ -258,6 +276,6 @@ class ContextMixer:
         chosen = scores[torch.arange(len(y), device=self.device), :, y]
         gradient = (chosen << 16) - (scores * freq.unsqueeze(1)).sum(dim=-1)
         total = torch.zeros_like(self.weights).index_add_(0, bucket, gradient)
-        count = torch.zeros(MATCH_BUCKETS, dtype=torch.int64, device=self.device) \
+        count = torch.zeros(WEIGHT_SETS, dtype=torch.int64, device=self.device) \
             .index_add_(0, bucket, torch.ones_like(bucket))
         return total, count

@@ -21,7 +21,8 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
                                    torch::Tensor match_hit, torch::Tensor match_miss,
                                    torch::Tensor predicted, torch::Tensor weights,
                                    torch::Tensor log2, torch::Tensor exp2,
-                                   int64_t score_bits, int64_t max_delta) {
+                                   int64_t score_bits, int64_t max_delta,
+                                   int64_t count_shift) {
   const int64_t contexts = counts.size(0);
   const int64_t lanes = counts.size(1);
   const int64_t experts = contexts + 2;
@@ -42,6 +43,7 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
   at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> mixed(kSymbols);
     std::vector<int64_t> prob(kSymbols);
+    std::vector<double> sum(kSymbols);
     for (int64_t lane = begin; lane < end; ++lane) {
       int32_t* ls = s + lane * experts * kSymbols;
       const int64_t* lw = w + lane * experts;
@@ -50,19 +52,27 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
         const int16_t* row = c + (k * lanes + lane) * kSymbols;
         int64_t total = 0;
         for (int j = 0; j < kSymbols; ++j) total += row[j];
-        const int32_t base = lg[2 * total + 256];
+        const int32_t base = lg[(total << count_shift) + 256];
         int32_t* out_row = ls + (k + 1) * kSymbols;
-        for (int j = 0; j < kSymbols; ++j) out_row[j] = lg[2 * row[j] + 1] - base;
+        for (int j = 0; j < kSymbols; ++j) {
+          out_row[j] = lg[(int64_t{row[j]} << count_shift) + 1] - base;
+        }
       }
       int32_t* match_row = ls + (experts - 1) * kSymbols;
       const bool has = pred[lane] >= 0;
       for (int j = 0; j < kSymbols; ++j) match_row[j] = has ? miss[lane] : 0;
       if (has) match_row[pred[lane]] = hit[lane];
+      // Weighted sums in double: every product and partial sum is an integer below 2^53
+      // (|scores| < 2^24, |weights| <= 2^20, 9 experts), so they are exact in any order.
+      for (int j = 0; j < kSymbols; ++j) sum[j] = 0.0;
+      for (int64_t k = 0; k < experts; ++k) {
+        const double wk = static_cast<double>(lw[k]);
+        const int32_t* sk = ls + k * kSymbols;
+        for (int j = 0; j < kSymbols; ++j) sum[j] += static_cast<double>(sk[j]) * wk;
+      }
       int64_t best = INT64_MIN;
       for (int j = 0; j < kSymbols; ++j) {
-        int64_t z = 0;
-        for (int64_t k = 0; k < experts; ++k) z += int64_t{ls[k * kSymbols + j]} * lw[k];
-        z >>= 16;  // arithmetic shift: floor, as torch's >> on int64
+        const int64_t z = static_cast<int64_t>(sum[j]) >> 16;  // floor, as torch's >>
         mixed[j] = z;
         if (z > best) best = z;
       }
@@ -111,10 +121,12 @@ std::vector<torch::Tensor> mix_gradient(torch::Tensor scores, torch::Tensor cdf,
     for (int64_t lane = begin; lane < end; ++lane) {
       if (!on[lane]) continue;
       const int32_t* lc = c + lane * (kSymbols + 1);
+      int64_t freq[kSymbols];
+      for (int j = 0; j < kSymbols; ++j) freq[j] = lc[j + 1] - lc[j];
       for (int64_t k = 0; k < experts; ++k) {
         const int32_t* row = s + (lane * experts + k) * kSymbols;
         int64_t expected = 0;
-        for (int j = 0; j < kSymbols; ++j) expected += int64_t{lc[j + 1] - lc[j]} * row[j];
+        for (int j = 0; j < kSymbols; ++j) expected += freq[j] * row[j];
         g[lane * experts + k] = (int64_t{row[y[lane]]} << 16) - expected;
       }
     }

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 _MIXING_SOURCE = Path(__file__).with_name("mixing_kernel.cpp")

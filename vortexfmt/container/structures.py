@@ -74,9 +74,11 @@ def _parse(construct, data: bytes, what: str, offset: int, size: int | None = No
 
 # --- File header ------------------------------------------------------------------------------
 
-def build_file_header(frame_size: int, model_id: bytes = NO_MODEL) -> bytes:
+def build_file_header(frame_size: int, model_id: bytes = NO_MODEL, version_minor: int = 0) -> bytes:
+    """The file header; `version_minor` is the lowest minor version the archive needs (1
+    where it may hold mixed frames, FORMAT.md "Versions")."""
     return spec.FileHeader.build({"header": {"value": {
-        "version_major": spec.FORMAT_MAJOR, "version_minor": spec.FORMAT_MINOR,
+        "version_major": spec.FORMAT_MAJOR, "version_minor": version_minor,
         "flags": 0, "frame_size": frame_size, "model_id": model_id}}})
 
 

@@ -52,7 +52,8 @@ class ArchiveWriter(io.BufferedIOBase):
         self._offset = 0
         self.codec_counts: dict[int, int] = {}
         self._emit(structures.build_file_header(
-            frame_size, self._encoder.model_id or structures.NO_MODEL))
+            frame_size, self._encoder.model_id or structures.NO_MODEL,
+            self._encoder.version_minor))
 
     # io.BufferedIOBase ------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class ArchiveWriter(io.BufferedIOBase):
 
     @property
     def encoder(self) -> FrameEncoder:
-        """The frame encoder: its `codecs` carry per-codec statistics (neural `stats`)."""
+        """The frame encoder: its model codecs carry their statistics (`stats`)."""
         return self._encoder
 
     @property
