@@ -18,7 +18,13 @@ import vortexfmt
 from vortexfmt.codecs import FrameEncoder
 from vortexfmt.coding import mixing, native
 from vortexfmt.coding.features import NONE, FrameContext
-from vortexfmt.coding.lanes import decode_frame, default_lane_length, encode_frame
+from vortexfmt.coding.lanes import (
+    SHORTEST_LANE_LENGTH,
+    STREAM_TARGET_BITS,
+    decode_frame,
+    default_lane_length,
+    encode_frame,
+)
 from vortexfmt.errors import VortexFormatError
 
 
@@ -154,6 +160,10 @@ def test_a_payload_with_too_many_lanes_is_rejected(tiny_model):
 def test_lane_length_keeps_mixed_frames_within_the_lane_limit():
     assert default_lane_length(4 << 20) == 2048
     assert default_lane_length(1 << 20) == 512
+    # Data that compresses well gets more, shorter lanes, so every step's stream stays long.
+    lanes = -(-(4 << 20) // default_lane_length(4 << 20, bits_per_byte=0.3))
+    assert lanes * 0.3 >= 0.99 * STREAM_TARGET_BITS  # lanes are whole: within 1%
+    assert default_lane_length(4 << 20, bits_per_byte=0.001) == SHORTEST_LANE_LENGTH
     big = 1 << 28
     assert -(-big // default_lane_length(big, mixed=True)) <= layout.MAX_MIXED_LANES
 

@@ -4,6 +4,8 @@ torchac."""
 
 from __future__ import annotations
 
+import zstandard
+
 from vortexfmt.coding import lanes
 from vortexfmt.model.files import ModelFile
 from vortexfmt.spec import CodecId
@@ -27,8 +29,15 @@ class NeuralCodec:
         self.lane_length = lane_length
         self.stats = lanes.EncodeStats()
 
-    def _lane_length(self, raw: bytes) -> int:
-        return self.lane_length or lanes.default_lane_length(len(raw), self.mixed)
+    def _lane_length(self, raw: bytes, classical_size: int | None = None) -> int:
+        """The lane length for `raw`, sized from what the best classical codec made of it
+        (or zstd -9 when no size is given), so that each step's stream is long enough."""
+        if self.lane_length:
+            return self.lane_length
+        if classical_size is None:
+            classical_size = len(zstandard.ZstdCompressor(level=9).compress(raw))
+        return lanes.default_lane_length(len(raw), self.mixed,
+                                         8 * classical_size / max(1, len(raw)))
 
     def encode(self, raw: bytes) -> bytes:
         return lanes.encode_frame(self.model.runtime(self.device), raw, self._lane_length(raw),
@@ -41,7 +50,7 @@ class NeuralCodec:
         estimate comes within `try_factor` of `size`: encoding costs far more than the
         estimate."""
         runtime = self.model.runtime(self.device)
-        lane_length = self._lane_length(raw)
+        lane_length = self._lane_length(raw, size)
         analysis = lanes.analyse_frame(raw, lane_length)
         estimate, ideal_bits = lanes.estimate_payload_size(runtime, raw, analysis, lane_length)
         if estimate > self.try_factor * size:

@@ -37,6 +37,8 @@ DEFAULT_LANE_LENGTH = 512  # lane length of training; writers use default_lane_l
 LANES_PER_STEP = 2048
 MIN_LANE_LENGTH = 512
 MAX_LANE_LENGTH = 8192
+SHORTEST_LANE_LENGTH = 128
+STREAM_TARGET_BITS = 8 * 224  # ~2 bytes of flush and length on 224 coded bytes: < 1%
 SAMPLE_EVERY = 16  # lanes sampled by estimate_payload_size
 
 
@@ -132,14 +134,21 @@ class _MixedPredictor(_ModelPredictor):
         self.mixer.update(symbols, active)
 
 
-def default_lane_length(raw_size: int, mixed: bool = False) -> int:
-    """Lane length for a frame of `raw_size` bytes: long lanes give the model and the
-    frame's statistics more known context (bits per byte fall steeply along a lane), many
-    lanes keep each step's stream long enough that its flush and length cost < 1%. So:
-    LANES_PER_STEP lanes, each at least MIN_LANE_LENGTH and at most MAX_LANE_LENGTH long
-    (a 4 MiB frame: 2048 lanes of 2048 bytes); longer where a mixed frame would otherwise
-    have more lanes than it may."""
+def default_lane_length(raw_size: int, mixed: bool = False,
+                        bits_per_byte: float | None = None) -> int:
+    """Lane length for a frame of `raw_size` bytes.
+
+    Long lanes give the model and the frame's statistics more known context (bits per byte
+    fall steeply along a lane); many lanes make each step's stream long enough that its
+    flush and length bytes (about 2) cost little. So: LANES_PER_STEP lanes, each
+    MIN_LANE_LENGTH..MAX_LANE_LENGTH long (a 4 MiB frame: 2048 lanes of 2048 bytes); where
+    `bits_per_byte` (an estimate of what the frame compresses to) says a step's stream
+    would carry fewer than STREAM_TARGET_BITS, more and shorter lanes (down to
+    SHORTEST_LANE_LENGTH); and for a mixed frame never more lanes than it may have."""
     length = min(MAX_LANE_LENGTH, max(MIN_LANE_LENGTH, -(-raw_size // LANES_PER_STEP)))
+    if bits_per_byte is not None and bits_per_byte > 0:
+        lanes = math.ceil(STREAM_TARGET_BITS / bits_per_byte)
+        length = min(length, max(SHORTEST_LANE_LENGTH, -(-raw_size // lanes)))
     if mixed:
         length = max(length, -(-raw_size // layout.MAX_MIXED_LANES))
     return length
