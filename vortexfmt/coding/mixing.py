@@ -193,14 +193,16 @@ class ContextMixer:
         weights = self.weights[weight_set]
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
-            scores, cdf = kernel.mix_cdf(*(x.contiguous() for x in (
+            scores, cdf, expected = kernel.mix_cdf(*(x.contiguous() for x in (
                 counts, model_scores, hit_score, miss_score, predicted, weights, self.log2,
                 self.exp2)), SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
         else:
             scores, cdf = self._reference_cdf(counts, model_scores, hit_score, miss_score,
                                               predicted, weights)
+            kernel = expected = None
         self._step = {"rows": rows, "scores": scores, "bucket": bucket,
-                      "weight_set": weight_set, "has": has, "predicted": predicted, "cdf": cdf}
+                      "weight_set": weight_set, "has": has, "predicted": predicted, "cdf": cdf,
+                      "expected": expected, "kernel": kernel}
         return cdf
 
     def _reference_cdf(self, counts, model_scores, hit_score, miss_score, predicted,
@@ -230,10 +232,11 @@ class ContextMixer:
         symbols = symbols.to(self.device, torch.int64)
         active = active.to(self.device)
         bucket = step["bucket"]
-        kernel = native.mixing_kernel() if self.device.type == "cpu" else None
+        kernel = step["kernel"]  # the one that computed this step's CDFs, or None
         if kernel is not None:
             total, count = kernel.mix_gradient(*(x.contiguous() for x in (
-                step["scores"], step["cdf"], symbols, step["weight_set"], active)), WEIGHT_SETS)
+                step["scores"], step["expected"], symbols, step["weight_set"], active)),
+                WEIGHT_SETS)
         else:
             total, count = self._reference_gradient(step["scores"], step["cdf"], symbols,
                                                     step["weight_set"], active)

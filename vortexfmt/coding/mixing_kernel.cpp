@@ -13,7 +13,8 @@ constexpr int64_t kCdfTotal = 1 << 16;
 
 }  // namespace
 
-// Scores (lanes, experts, 256) int32 and CDFs (lanes, 257) int32 of one step.
+// Scores (lanes, experts, 256) int32, CDFs (lanes, 257) int32 and, for the gradient once
+// the byte is known, sum_j freq_j * scores[e][j] (lanes, experts) int64 of one step.
 // counts: (contexts, lanes, 256) int16; model_scores: (lanes, 256) int32;
 // match_hit, match_miss: (lanes,) int32; predicted: (lanes,) int64, -1 for no match;
 // weights: (lanes, experts) int64; log2: int32 table; exp2: (64,) int64.
@@ -29,6 +30,8 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
   TORCH_CHECK(weights.size(1) == experts, "weights do not match the experts");
   auto scores = torch::empty({lanes, experts, kSymbols}, torch::kInt32);
   auto cdf = torch::empty({lanes, kSymbols + 1}, torch::kInt32);
+  auto expected = torch::empty({lanes, experts}, torch::kInt64);
+  int64_t* ex_out = expected.data_ptr<int64_t>();
   const int16_t* c = counts.data_ptr<int16_t>();
   const int32_t* ms = model_scores.data_ptr<int32_t>();
   const int32_t* hit = match_hit.data_ptr<int32_t>();
@@ -99,35 +102,36 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
         running += freq[j];
         lc[j + 1] = static_cast<int32_t>(running);
       }
+      for (int64_t k = 0; k < experts; ++k) {  // while this lane's scores are in cache
+        const int32_t* sk = ls + k * kSymbols;
+        int64_t sum_k = 0;
+        for (int j = 0; j < kSymbols; ++j) sum_k += freq[j] * sk[j];
+        ex_out[lane * experts + k] = sum_k;
+      }
     }
   });
-  return {scores, cdf};
+  return {scores, cdf, expected};
 }
 
 // Sums over the active lanes of each bucket of the mixer's gradient
 // (scores[y] * 2^16 - sum_j freq_j * scores[j]), and how many lanes each bucket had.
-std::vector<torch::Tensor> mix_gradient(torch::Tensor scores, torch::Tensor cdf,
+std::vector<torch::Tensor> mix_gradient(torch::Tensor scores, torch::Tensor expected,
                                         torch::Tensor symbols, torch::Tensor bucket,
                                         torch::Tensor active, int64_t buckets) {
   const int64_t lanes = scores.size(0);
   const int64_t experts = scores.size(1);
   auto per_lane = torch::zeros({lanes, experts}, torch::kInt64);
   const int32_t* s = scores.data_ptr<int32_t>();
-  const int32_t* c = cdf.data_ptr<int32_t>();
+  const int64_t* ex = expected.data_ptr<int64_t>();
   const int64_t* y = symbols.data_ptr<int64_t>();
   const bool* on = active.data_ptr<bool>();
   int64_t* g = per_lane.data_ptr<int64_t>();
   at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
     for (int64_t lane = begin; lane < end; ++lane) {
       if (!on[lane]) continue;
-      const int32_t* lc = c + lane * (kSymbols + 1);
-      int64_t freq[kSymbols];
-      for (int j = 0; j < kSymbols; ++j) freq[j] = lc[j + 1] - lc[j];
       for (int64_t k = 0; k < experts; ++k) {
         const int32_t* row = s + (lane * experts + k) * kSymbols;
-        int64_t expected = 0;
-        for (int j = 0; j < kSymbols; ++j) expected += freq[j] * row[j];
-        g[lane * experts + k] = (int64_t{row[y[lane]]} << 16) - expected;
+        g[lane * experts + k] = (int64_t{row[y[lane]]} << 16) - ex[lane * experts + k];
       }
     }
   });

@@ -52,6 +52,8 @@ def mixing_kernel():
         try:
             _mixing_kernel = quietly(lambda: cpp_extension.load(
                 name="vortex_mixing_kernel", sources=[str(_MIXING_SOURCE)],
+                # No -march=native: torch caches the build in the home directory, which
+                # clusters share between machines of different CPUs (it gained ~10%).
                 extra_cflags=["-O3"], verbose=False))
         except Exception as error:  # no compiler, no ninja: fall back to the reference
             print(f"vortex: C++ mixing kernel unavailable ({error.__class__.__name__}); "
