@@ -11,8 +11,9 @@ from vortexfmt.model.files import ModelFile
 from vortexfmt.spec import CodecId
 
 #: Under ``auto``, the mixed codec is tried when the model alone is estimated within this
-#: factor of the best classical payload: mixing gained 0.6-18% over the model alone on the
-#: corpus, and encoding costs twenty times the estimate.
+#: factor of the best classical payload: mixing gained up to 29% over the model alone on
+#: the corpus (most often 1-15%), and encoding costs about 14 times the estimate (a 4 MB
+#: frame of hep_tau_pt.f32: 5.9 s against ~80 s).
 MIXED_TRY_FACTOR = 1.25
 
 
