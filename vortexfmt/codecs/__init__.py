@@ -38,7 +38,7 @@ CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
 
 #: Names accepted by the writer's ``codec`` argument and ``vortex pack --codec``.
 WRITER_CODEC_CHOICES = ("auto", "mixed", "neural", "lzma", "zstd", "stored")
-MODEL_CODECS = ("mixed", "neural")
+MODEL_CODEC_IDS = (CodecId.NEURAL, CodecId.MIXED)  # the codecs that need a model
 
 
 def codec_name(codec_id: int) -> str:
@@ -73,7 +73,7 @@ class FrameEncoder:
         if codec == "auto":
             names = AUTO_CANDIDATES
             if frame_size is not None and frame_size < NEURAL_MIN_FRAME_SIZE:
-                names = tuple(name for name in names if name not in MODEL_CODECS)
+                names = tuple(name for name in names if CODEC_IDS[name] not in MODEL_CODEC_IDS)
         else:
             names = (codec,)
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
@@ -107,11 +107,11 @@ AUTO_CANDIDATES = ("stored", "zstd", "lzma", "mixed")
 
 
 def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
-    if name in MODEL_CODECS:
-        from vortexfmt.codecs.neural import MixedCodec, NeuralCodec
+    if CODEC_IDS[name] in MODEL_CODEC_IDS:
+        from vortexfmt.codecs.neural import MODEL_CODECS
         from vortexfmt.model import registry
 
-        return (MixedCodec if name == "mixed" else NeuralCodec)(registry.resolve(model), device)
+        return MODEL_CODECS[CODEC_IDS[name]](registry.resolve(model), device)
     return classic_codec(CODEC_IDS[name])
 
 
@@ -126,16 +126,15 @@ class FrameDecoders:
         self._model_codecs: dict[int, FrameCodec] = {}
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
-        if codec_id not in (CodecId.NEURAL, CodecId.MIXED):
+        if codec_id not in MODEL_CODEC_IDS:
             return classic_codec(codec_id).decode(payload, raw_size)
         if codec_id not in self._model_codecs:
             if self.model_id == bytes(len(self.model_id)):
                 raise VortexFormatError(f"{codec_name(codec_id)} frame in an archive that "
                                         "records no model")
-            from vortexfmt.codecs.neural import MixedCodec, NeuralCodec
+            from vortexfmt.codecs.neural import MODEL_CODECS
             from vortexfmt.model import registry
 
             model = registry.for_archive(self.model_id, self.model)
-            self._model_codecs[codec_id] = (MixedCodec if codec_id == CodecId.MIXED
-                                            else NeuralCodec)(model, self.device)
+            self._model_codecs[codec_id] = MODEL_CODECS[codec_id](model, self.device)
         return self._model_codecs[codec_id].decode(payload, raw_size)

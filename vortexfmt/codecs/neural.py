@@ -21,6 +21,7 @@ class NeuralCodec:
     codec_id = CodecId.NEURAL
     name = "neural"
     mixed = False
+    try_factor = 1.03  # auto encodes when the estimate is within this factor of the best
 
     def __init__(self, model: ModelFile, device: str | None = None,
                  lane_length: int | None = None) -> None:
@@ -58,10 +59,8 @@ class NeuralCodec:
             self.stats.estimated_bits += ideal_bits
             self.stats.estimated_raw_bytes += len(raw)
             return None
-        return lanes.encode_frame(runtime, raw, lane_length, self.stats, analysis,
+        return lanes.encode_frame(runtime, raw, lane_length, self.stats, analysis.stride,
                                   mixed=self.mixed)
-
-    try_factor = 1.03
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:
         return lanes.decode_frame(self.model.runtime(self.device), payload, raw_size,
@@ -73,3 +72,7 @@ class MixedCodec(NeuralCodec):
     name = "mixed"
     mixed = True
     try_factor = MIXED_TRY_FACTOR
+
+
+#: The model codecs by codec id.
+MODEL_CODECS = {codec.codec_id: codec for codec in (NeuralCodec, MixedCodec)}

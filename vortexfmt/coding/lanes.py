@@ -80,7 +80,7 @@ def estimate_payload_size(model: IntegerByteModel, raw: bytes, analysis: FrameAn
                           sample_every: int = SAMPLE_EVERY) -> tuple[float, float]:
     """(estimated payload bytes, estimated ideal bits) of `raw`, from the model's exact
     code length on every `sample_every`-th lane: a tenth of the cost of encoding, used by
-    `auto` to skip the neural codec on frames where a classical codec is clearly better."""
+    `auto` to skip a model codec on frames where a classical codec is clearly better."""
     if not raw:
         return layout.NEURAL_PAYLOAD_HEADER_SIZE, 0.0
     lengths = lane_lengths(len(raw), lane_length)
@@ -156,12 +156,13 @@ def default_lane_length(raw_size: int, mixed: bool = False,
 
 def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT_LANE_LENGTH,
                  stats: EncodeStats | None = None,
-                 analysis: FrameAnalysis | None = None, mixed: bool = False) -> bytes:
+                 stride: int | None = None, mixed: bool = False) -> bytes:
     """The neural payload of `raw` (with `mixed`, the mixed payload, codec 4).
 
-    The encoder runs the decoder's own steps, knowing each step's bytes in advance."""
+    The encoder runs the decoder's own steps, knowing each step's bytes in advance; `stride`
+    is the record stride (`choose_stride` when not given)."""
     torchac = _torchac()
-    stride = analysis.stride if analysis is not None else choose_stride(raw)
+    stride = choose_stride(raw) if stride is None else stride
     if mixed and lane_count(len(raw), lane_length) > layout.MAX_MIXED_LANES:
         raise ValueError(f"lane length {lane_length} gives more than "
                          f"{layout.MAX_MIXED_LANES} lanes")

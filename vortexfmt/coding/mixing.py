@@ -76,6 +76,15 @@ EXP2_FRACTION = (
 )
 
 
+def floor_log2(values: torch.Tensor) -> torch.Tensor:
+    """floor(log2 v) of int64 values 1 <= v < 2^32 (0 for v = 0), by binary search."""
+    exponent = torch.zeros_like(values)
+    for bit in (16, 8, 4, 2, 1):
+        big = (values >> (exponent + bit)) > 0
+        exponent = torch.where(big, exponent + bit, exponent)
+    return exponent
+
+
 @functools.lru_cache(maxsize=2)
 def log2_table(size: int = LOG_TABLE_SIZE) -> torch.Tensor:
     """log2(n) in 1/64 bit for 1 <= n < size (entry 0 is 0), int32, from integers only.
@@ -83,10 +92,7 @@ def log2_table(size: int = LOG_TABLE_SIZE) -> torch.Tensor:
     n = 2^e * m with m in [1, 2) held as a 30-bit fraction; each fraction bit of log2(m)
     comes from squaring m (truncated to 30 bits) and halving it when it reaches 2."""
     n = torch.arange(size, dtype=torch.int64).clamp(min=1)
-    exponent = torch.zeros(size, dtype=torch.int64)
-    for bit in (16, 8, 4, 2, 1):
-        big = (n >> (exponent + bit)) > 0
-        exponent = torch.where(big, exponent + bit, exponent)
+    exponent = floor_log2(n)
     mantissa = (n << 30) >> exponent  # in [2^30, 2^31)
     fraction = torch.zeros(size, dtype=torch.int64)
     for _ in range(SCORE_BITS):
@@ -109,16 +115,14 @@ def _row(h: torch.Tensor, salt: int, bits: int) -> torch.Tensor:
 
 def match_bucket(length: torch.Tensor) -> torch.Tensor:
     """Match lengths 0..15 as they are, then one bucket per power of two up to 2^11+."""
-    log2 = torch.zeros_like(length)
-    for bit in (8, 4, 2, 1):
-        big = (length >> (log2 + bit)) > 0
-        log2 = torch.where(big, log2 + bit, log2)
-    return torch.where(length < 16, length, 12 + log2).clamp(max=MATCH_BUCKETS - 1)
+    return torch.where(length < 16, length, 12 + floor_log2(length)) \
+        .clamp(max=MATCH_BUCKETS - 1)
 
 
 class ContextMixer:
-    """One frame's adaptive statistics. Call `cdf(context, t, logits)` for step t, then
-    `update(symbols, active)` with the bytes of step t before the next step."""
+    """One frame's adaptive statistics. Call `cdf(t, logits, match, run_length, record)`
+    for step t, then `update(symbols, active)` with the bytes of step t before the next
+    step."""
 
     def __init__(self, context: FrameContext, out_resolution: int,
                  device: torch.device | str = "cpu") -> None:
@@ -262,23 +266,22 @@ class ContextMixer:
         full = rows[flat[cells] > COUNT_LIMIT]
         if full.numel():
             full = full.unique()
-            table = self.tables
-            counts = table[full].to(torch.int32)
+            counts = self.tables[full].to(torch.int32)
             largest = counts.amax(dim=-1, keepdim=True)
-            table[full] = torch.div(counts * COUNT_LIMIT, largest,
+            self.tables[full] = torch.div(counts * COUNT_LIMIT, largest,
                                     rounding_mode="floor").to(torch.int16)
 
-    def _reference_gradient(self, scores, cdf, symbols, bucket,
+    def _reference_gradient(self, scores, cdf, symbols, weight_set,
                             active) -> tuple[torch.Tensor, torch.Tensor]:
         """What the C++ kernel computes, as torch operations (any device)."""
         scores = scores[active].to(torch.int64)
         cdf = cdf[active].to(torch.int64)
         y = symbols[active]
-        bucket = bucket[active]
+        weight_set = weight_set[active]
         freq = cdf[:, 1:] - cdf[:, :-1]
         chosen = scores[torch.arange(len(y), device=self.device), :, y]
         gradient = (chosen << 16) - (scores * freq.unsqueeze(1)).sum(dim=-1)
-        total = torch.zeros_like(self.weights).index_add_(0, bucket, gradient)
+        total = torch.zeros_like(self.weights).index_add_(0, weight_set, gradient)
         count = torch.zeros(WEIGHT_SETS, dtype=torch.int64, device=self.device) \
-            .index_add_(0, bucket, torch.ones_like(bucket))
+            .index_add_(0, weight_set, torch.ones_like(weight_set))
         return total, count
