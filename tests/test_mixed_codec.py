@@ -15,8 +15,9 @@ from vortexfmt.spec import CodecId
 from vortexfmt.spec import neural as layout
 
 import vortexfmt
+from vortexfmt import native
 from vortexfmt.codecs import FrameEncoder
-from vortexfmt.coding import mixing, native
+from vortexfmt.coding import mixing
 from vortexfmt.coding.features import NONE, FrameContext
 from vortexfmt.coding.lanes import (
     SHORTEST_LANE_LENGTH,

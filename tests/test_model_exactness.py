@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vortexfmt import native
 from vortexfmt.model import intmath
 from vortexfmt.model.integer import IntegerByteModel, StepRunner, lookup_tables
 from vortexfmt.model.network import CONFIGS, ByteModel, ModelConfig
@@ -84,6 +85,24 @@ def test_thread_count_does_not_change_cdfs(model, threads):
         assert torch.equal(step_by_step(model, features), reference)
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("config", [
+    CONFIGS["tiny"], CONFIGS["small"],
+    ModelConfig(d_model=24, n_layers=2, n_heads=4, d_ff=48, window=6, memory=3, compression=2),
+], ids=["head_dim_8", "head_dim_12", "head_dim_6_compression_2"])
+def test_cpu_step_kernel_computes_what_the_torch_step_computes(config, monkeypatch):
+    """StepRunner's C++ kernels (int8 keys and values) against its torch code, past the
+    point where the compressed memory's ring wraps around."""
+    if native.attention_kernel() is None:
+        pytest.skip("no C++ compiler here: the torch step is what runs")
+    model = integer_model(config, seed=5)
+    features = random_features(9, length=160, seed=6)
+    with_kernel = step_by_step(model, features)
+    monkeypatch.setenv("VORTEX_NATIVE", "0")
+    assert StepRunner(model).kernel is None
+    assert torch.equal(with_kernel, step_by_step(model, features))
+    assert torch.equal(with_kernel, full_sequence(model, features))
 
 
 def test_cdfs_are_valid_for_torchac(model):

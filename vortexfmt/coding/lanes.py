@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vortexfmt.coding import native
+from vortexfmt import native
 from vortexfmt.coding.features import (
     FrameContext,
     StepFeatures,

@@ -31,7 +31,7 @@ import functools
 
 import torch
 
-from vortexfmt.coding import native
+from vortexfmt import native
 from vortexfmt.coding.features import NONE, FrameContext
 from vortexfmt.model import intmath
 from vortexfmt.spec.neural import MAX_MIXED_LANES

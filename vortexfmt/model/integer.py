@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vortexfmt import native
 from vortexfmt.model import intmath
 from vortexfmt.model.network import ModelConfig, context_slots
 
@@ -220,11 +221,17 @@ class StepState:
 
 class StepRunner:
     """One position at a time, for the decoder: the same arithmetic as
-    `IntegerByteModel.run`, laid out so that a step reads each key and value once."""
+    `IntegerByteModel.run`, laid out so that a step reads each key and value once.
+
+    On the CPU the attention and the CDFs run in C++ kernels (`attention_kernel.cpp`) that
+    keep keys and values as int8 (activations are within +-127) and compute the same
+    integers as the torch code below, which runs on other devices, when the kernels cannot
+    be built, or with VORTEX_NATIVE=0."""
 
     def __init__(self, model: IntegerByteModel) -> None:
         self.model = model
         c = model.config
+        self.kernel = native.attention_kernel() if model.device.type == "cpu" else None
         # Blocks complete up to window/C blocks before they are attended to, and the last
         # `memory` of those are attended: the ring holds both.
         self.memory_ring = c.memory + c.window // c.compression + 1
@@ -246,21 +253,29 @@ class StepRunner:
                 slot_bias = bias[:, c.window + c.memory - 1 - age.clamp(max=c.memory - 1)]
                 memory_per_phase.append(slot_bias.masked_fill(age >= c.memory, MASKED))
             self._ring_bias.append((torch.stack(per_phase), torch.stack(memory_per_phase)))
+        if self.kernel is not None:  # the kernel's operands: biases and table as int32
+            self._kernel_bias = [(ring.to(torch.int32), memory.to(torch.int32))
+                                 for ring, memory in self._ring_bias]
+            self._kernel_lut = model.t["lut.attention"].to(torch.int32)
 
     def new_state(self, lanes: int, length: int) -> StepState:
         c = self.model.config
 
+        dtype = torch.float32 if self.kernel is None else torch.int8
+
         def zeros(size: int) -> list[torch.Tensor]:
-            return [torch.zeros(lanes, c.n_heads, size, c.head_dim, device=self.model.device)
-                    for _ in range(c.n_layers)]
+            return [torch.zeros(lanes, c.n_heads, size, c.head_dim, dtype=dtype,
+                                device=self.model.device) for _ in range(c.n_layers)]
 
         return StepState(zeros(c.window), zeros(c.window), zeros(self.memory_ring),
                          zeros(self.memory_ring))
 
     def step(self, state: StepState, previous, match, match_length, record) -> torch.Tensor:
         """CDFs (lanes, 257) int32 of the next position, from its four (lanes,) features."""
-        return intmath.cdf_from_logits(self.step_logits(state, previous, match, match_length,
-                                                        record), self.model.t["lut.output"])
+        logits = self.step_logits(state, previous, match, match_length, record)
+        if self.kernel is not None:
+            return self.kernel.cdf_from_logits(logits.contiguous(), self.model.t["lut.output"])
+        return intmath.cdf_from_logits(logits, self.model.t["lut.output"])
 
     def step_logits(self, state: StepState, previous, match, match_length,
                     record) -> torch.Tensor:
@@ -278,6 +293,8 @@ class StepRunner:
         lanes = h.shape[0]
         position = state.position
         q, k, v = intmath.clamp_act(model._linear(f"{prefix}.qkv", h)).split(c.d_model, dim=-1)
+        if self.kernel is not None:
+            return model.block_output(prefix, h, self._kernel_attention(layer, q, k, v, state))
         slot = position % c.window
         ring_keys, ring_values = state.ring_keys[layer], state.ring_values[layer]
         ring_keys[:, :, slot] = k.view(lanes, c.n_heads, c.head_dim)
@@ -318,3 +335,15 @@ class StepRunner:
         norm = weights.sum(dim=-1, keepdim=True).unsqueeze(-1)
         attended = intmath.floor_divide(2 * total + norm, 2 * norm)
         return model.block_output(prefix, h, attended.reshape(lanes, c.d_model))
+
+    def _kernel_attention(self, layer: int, q, k, v, state: StepState) -> torch.Tensor:
+        """What `_block` computes from q, k, v to the attended values, in the C++ kernel."""
+        c = self.model.config
+        position = state.position
+        ring_bias, memory_bias = self._kernel_bias[layer]
+        newest = (position - c.window - (c.compression - 1)) // c.compression
+        return self.kernel.attention_step(
+            q.contiguous(), k.contiguous(), v.contiguous(), state.ring_keys[layer],
+            state.ring_values[layer], state.memory_keys[layer], state.memory_values[layer],
+            ring_bias[position % c.window], memory_bias[newest % self.memory_ring],
+            self._kernel_lut, position, c.compression, self.model._score_shift(), int(MASKED))

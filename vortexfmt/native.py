@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
-_MIXING_SOURCE = Path(__file__).with_name("mixing_kernel.cpp")
-_mixing_kernel: object | None = None
-_mixing_tried = False
+_PACKAGE = Path(__file__).parent
+#: Kernel name -> its C++ source; each computes what a torch reference computes.
+_SOURCES = {
+    "mixing": _PACKAGE / "coding" / "mixing_kernel.cpp",  # reference: coding.mixing
+    "attention": _PACKAGE / "model" / "attention_kernel.cpp",  # reference: model.integer
+}
+_built: dict[str, object | None] = {}
 
 
 def quietly(load: Callable[[], T]) -> T:
@@ -38,25 +42,32 @@ def quietly(load: Callable[[], T]) -> T:
                 os.close(descriptor)
 
 
-def mixing_kernel():
-    """The compiled CPU kernels of the context mixer, or None when they cannot be built
-    (no C++ compiler) or `VORTEX_NATIVE=0`: the mixer then runs its torch reference, which
-    computes the same integers, several times slower."""
-    global _mixing_kernel, _mixing_tried
+def kernel(name: str):
+    """The compiled CPU kernels `name` ("mixing", "attention"), or None when they cannot be
+    built (no C++ compiler) or `VORTEX_NATIVE=0`: callers then run their torch reference,
+    which computes the same integers, several times slower."""
     if os.environ.get("VORTEX_NATIVE", "1") == "0":
         return None
-    if not _mixing_tried:
-        _mixing_tried = True
+    if name not in _built:
         from torch.utils import cpp_extension
 
         try:
-            _mixing_kernel = quietly(lambda: cpp_extension.load(
-                name="vortex_mixing_kernel", sources=[str(_MIXING_SOURCE)],
+            _built[name] = quietly(lambda: cpp_extension.load(
+                name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
                 # No -march=native: torch caches the build in the home directory, which
                 # clusters share between machines of different CPUs (it gained ~10%).
-                extra_cflags=["-O3"], verbose=False))
+                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                verbose=False))
         except Exception as error:  # no compiler, no ninja: fall back to the reference
-            print(f"vortex: C++ mixing kernel unavailable ({error.__class__.__name__}); "
+            print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
                   "using the slower torch reference", file=sys.stderr)
-            _mixing_kernel = None
-    return _mixing_kernel
+            _built[name] = None
+    return _built[name]
+
+
+def mixing_kernel():
+    return kernel("mixing")
+
+
+def attention_kernel():
+    return kernel("attention")
