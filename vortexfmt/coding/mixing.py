@@ -143,6 +143,7 @@ class ContextMixer:
                                     device=self.device)
         self.hits = torch.zeros(MATCH_BUCKETS, dtype=torch.int64, device=self.device)
         self.misses = torch.zeros(MATCH_BUCKETS, dtype=torch.int64, device=self.device)
+        self.confidence_limits = torch.tensor(CONFIDENCE_LIMITS, dtype=torch.int64)
         self.lane_ids = torch.arange(lanes, device=self.device)
         self.positions = torch.arange(lanes, dtype=torch.int64) * context.lane_length
         self._step: dict[str, torch.Tensor] = {}
@@ -176,9 +177,7 @@ class ContextMixer:
         """CDFs (lanes, 257) int32 for step t from the model's integer logits (lanes, 256)
         (1/out_resolution nat), the match model's predicted byte (NONE: no match), its run
         length, and the byte one record back."""
-        lanes = self.context.lanes
         rows = self._rows(t, record)
-        counts = self.tables[rows.view(-1)].view(len(COUNT_CONTEXTS), lanes, 256)
         model_scores = ((logits.to(self.device, torch.int64) * self.model_multiplier) >> 6) \
             .to(torch.int32)
         bucket = match_bucket(match_length.to(self.device))
@@ -189,21 +188,22 @@ class ContextMixer:
         hit_score = (self.log2[2 * hits + 1] - seen).to(torch.int32)
         miss_score = (self.log2[2 * misses + 1] - seen - self.log255).to(torch.int32)
         predicted = torch.where(has, match, -1)
-        observed = counts[CONFIDENCE_CONTEXT].sum(dim=-1, dtype=torch.int64)
-        confidence = torch.zeros_like(observed)
-        for limit in CONFIDENCE_LIMITS:
-            confidence += (observed > limit).to(torch.int64)
-        weight_set = bucket * (len(CONFIDENCE_LIMITS) + 1) + confidence
-        weights = self.weights[weight_set]
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
-            scores, cdf, expected = kernel.mix_cdf(*(x.contiguous() for x in (
-                counts, model_scores, hit_score, miss_score, predicted, weights, self.log2,
-                self.exp2)), SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
+            scores, cdf, expected, weight_set = kernel.mix_cdf(
+                self.tables, rows.contiguous(), model_scores.contiguous(), hit_score,
+                miss_score, predicted, bucket, self.weights, self.confidence_limits,
+                CONFIDENCE_CONTEXT, self.log2, self.exp2, SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
         else:
+            counts = self.tables[rows.view(-1)].view(len(COUNT_CONTEXTS), len(match), 256)
+            observed = counts[CONFIDENCE_CONTEXT].sum(dim=-1, dtype=torch.int64)
+            confidence = torch.zeros_like(observed)
+            for limit in CONFIDENCE_LIMITS:
+                confidence += (observed > limit).to(torch.int64)
+            weight_set = bucket * (len(CONFIDENCE_LIMITS) + 1) + confidence
             scores, cdf = self._reference_cdf(counts, model_scores, hit_score, miss_score,
-                                              predicted, weights)
-            kernel = expected = None
+                                              predicted, self.weights[weight_set])
+            expected = None
         self._step = {"rows": rows, "scores": scores, "bucket": bucket,
                       "weight_set": weight_set, "has": has, "predicted": predicted, "cdf": cdf,
                       "expected": expected, "kernel": kernel}
@@ -259,6 +259,10 @@ class ContextMixer:
         self.misses = torch.where(over, self.misses >> 1, self.misses)
         # Count tables: add one to each context's row for the byte that followed it. Every
         # count was <= COUNT_LIMIT before, so a row passes the limit only where a cell did.
+        if kernel is not None:
+            kernel.count_update(self.tables, step["rows"], symbols.contiguous(),
+                                active.contiguous(), COUNT_LIMIT)
+            return
         rows = step["rows"][:, active].reshape(-1)
         cells = (rows << 8) + y.repeat(len(COUNT_CONTEXTS))
         flat = self.tables.view(-1)
@@ -269,7 +273,7 @@ class ContextMixer:
             counts = self.tables[full].to(torch.int32)
             largest = counts.amax(dim=-1, keepdim=True)
             self.tables[full] = torch.div(counts * COUNT_LIMIT, largest,
-                                    rounding_mode="floor").to(torch.int16)
+                                          rounding_mode="floor").to(torch.int16)
 
     def _reference_gradient(self, scores, cdf, symbols, weight_set,
                             active) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -13,31 +14,46 @@ constexpr int64_t kCdfTotal = 1 << 16;
 
 }  // namespace
 
-// Scores (lanes, experts, 256) int32, CDFs (lanes, 257) int32 and, for the gradient once
-// the byte is known, sum_j freq_j * scores[e][j] (lanes, experts) int64 of one step.
-// counts: (contexts, lanes, 256) int16; model_scores: (lanes, 256) int32;
-// match_hit, match_miss: (lanes,) int32; predicted: (lanes,) int64, -1 for no match;
-// weights: (lanes, experts) int64; log2: int32 table; exp2: (64,) int64.
-std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_scores,
-                                   torch::Tensor match_hit, torch::Tensor match_miss,
-                                   torch::Tensor predicted, torch::Tensor weights,
-                                   torch::Tensor log2, torch::Tensor exp2,
-                                   int64_t score_bits, int64_t max_delta,
+// Scores (lanes, experts, 256) int32, CDFs (lanes, 257) int32, for the gradient once the
+// byte is known sum_j freq_j * scores[e][j] (lanes, experts) int64, and each lane's weight
+// set (lanes,) int64, of one step.
+// tables: (rows, 256) int16 count tables; rows: (contexts, lanes) int64, the row each
+// context selects; model_scores: (lanes, 256) int32; match_hit, match_miss: (lanes,)
+// int32; predicted: (lanes,) int64, -1 for no match; bucket: (lanes,) int64 match bucket;
+// weight_table: (sets, experts) int64; the weight set is bucket * (limits + 1) + how many
+// of `confidence_limits` the total count of context `confidence_context` exceeds;
+// log2: int32 table; exp2: (64,) int64.
+std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
+                                   torch::Tensor model_scores, torch::Tensor match_hit,
+                                   torch::Tensor match_miss, torch::Tensor predicted,
+                                   torch::Tensor bucket, torch::Tensor weight_table,
+                                   torch::Tensor confidence_limits,
+                                   int64_t confidence_context, torch::Tensor log2,
+                                   torch::Tensor exp2, int64_t score_bits, int64_t max_delta,
                                    int64_t count_shift) {
-  const int64_t contexts = counts.size(0);
-  const int64_t lanes = counts.size(1);
+  for (const auto& tensor : {tables, rows, model_scores, match_hit, match_miss, predicted,
+                             bucket, weight_table, confidence_limits, log2, exp2})
+    TORCH_CHECK(tensor.is_contiguous(), "mix_cdf takes contiguous tensors");
+  const int64_t contexts = rows.size(0);
+  const int64_t lanes = rows.size(1);
   const int64_t experts = contexts + 2;
-  TORCH_CHECK(weights.size(1) == experts, "weights do not match the experts");
+  const int64_t classes = confidence_limits.size(0) + 1;
+  TORCH_CHECK(weight_table.size(1) == experts, "weights do not match the experts");
   auto scores = torch::empty({lanes, experts, kSymbols}, torch::kInt32);
   auto cdf = torch::empty({lanes, kSymbols + 1}, torch::kInt32);
   auto expected = torch::empty({lanes, experts}, torch::kInt64);
+  auto weight_set = torch::empty({lanes}, torch::kInt64);
   int64_t* ex_out = expected.data_ptr<int64_t>();
-  const int16_t* c = counts.data_ptr<int16_t>();
+  int64_t* set_out = weight_set.data_ptr<int64_t>();
+  const int16_t* tab = tables.data_ptr<int16_t>();
+  const int64_t* row_of = rows.data_ptr<int64_t>();
   const int32_t* ms = model_scores.data_ptr<int32_t>();
   const int32_t* hit = match_hit.data_ptr<int32_t>();
   const int32_t* miss = match_miss.data_ptr<int32_t>();
   const int64_t* pred = predicted.data_ptr<int64_t>();
-  const int64_t* w = weights.data_ptr<int64_t>();
+  const int64_t* bk = bucket.data_ptr<int64_t>();
+  const int64_t* wt = weight_table.data_ptr<int64_t>();
+  const int64_t* limits = confidence_limits.data_ptr<int64_t>();
   const int32_t* lg = log2.data_ptr<int32_t>();
   const int64_t* ex = exp2.data_ptr<int64_t>();
   int32_t* s = scores.data_ptr<int32_t>();
@@ -47,15 +63,23 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
     std::vector<int64_t> mixed(kSymbols);
     std::vector<int64_t> prob(kSymbols);
     std::vector<double> sum(kSymbols);
+    std::vector<int64_t> totals(contexts);
     for (int64_t lane = begin; lane < end; ++lane) {
       int32_t* ls = s + lane * experts * kSymbols;
-      const int64_t* lw = w + lane * experts;
-      for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
       for (int64_t k = 0; k < contexts; ++k) {
-        const int16_t* row = c + (k * lanes + lane) * kSymbols;
+        const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
         int64_t total = 0;
         for (int j = 0; j < kSymbols; ++j) total += row[j];
-        const int32_t base = lg[(total << count_shift) + 256];
+        totals[k] = total;
+      }
+      int64_t confidence = 0;
+      for (int64_t i = 0; i + 1 < classes; ++i) confidence += totals[confidence_context] > limits[i];
+      set_out[lane] = bk[lane] * classes + confidence;
+      const int64_t* lw = wt + set_out[lane] * experts;
+      for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
+      for (int64_t k = 0; k < contexts; ++k) {
+        const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
+        const int32_t base = lg[(totals[k] << count_shift) + 256];
         int32_t* out_row = ls + (k + 1) * kSymbols;
         for (int j = 0; j < kSymbols; ++j) {
           out_row[j] = lg[(int64_t{row[j]} << count_shift) + 1] - base;
@@ -110,7 +134,7 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor counts, torch::Tensor model_sco
       }
     }
   });
-  return {scores, cdf, expected};
+  return {scores, cdf, expected, weight_set};
 }
 
 // Sums over the active lanes of each bucket of the mixer's gradient
@@ -148,7 +172,35 @@ std::vector<torch::Tensor> mix_gradient(torch::Tensor scores, torch::Tensor expe
   return {total, count};
 }
 
+// Adds one to tables[rows[k][lane]][symbols[lane]] for every context k and active lane,
+// then scales down (row * limit / max of row, floored) each row where an added-to cell
+// passed `limit`: what ContextMixer.update does with index_add_ and unique().
+void count_update(torch::Tensor tables, torch::Tensor rows, torch::Tensor symbols,
+                  torch::Tensor active, int64_t limit) {
+  TORCH_CHECK(tables.is_contiguous() && rows.is_contiguous() && symbols.is_contiguous() &&
+              active.is_contiguous(), "count_update takes contiguous tensors");
+  const int64_t contexts = rows.size(0);
+  const int64_t lanes = rows.size(1);
+  int16_t* tab = tables.data_ptr<int16_t>();
+  const int64_t* row_of = rows.data_ptr<int64_t>();
+  const int64_t* y = symbols.data_ptr<int64_t>();
+  const bool* on = active.data_ptr<bool>();
+  for (int64_t i = 0; i < contexts * lanes; ++i) {
+    if (on[i % lanes]) tab[row_of[i] * kSymbols + y[i % lanes]] += 1;
+  }
+  for (int64_t i = 0; i < contexts * lanes; ++i) {
+    if (!on[i % lanes]) continue;
+    int16_t* row = tab + row_of[i] * kSymbols;
+    if (row[y[i % lanes]] <= limit) continue;  // also when an earlier lane scaled it
+    int32_t largest = 0;
+    for (int j = 0; j < kSymbols; ++j) largest = std::max<int32_t>(largest, row[j]);
+    for (int j = 0; j < kSymbols; ++j)
+      row[j] = static_cast<int16_t>(int32_t{row[j]} * limit / largest);
+  }
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("count_update", &count_update, "count table update of one mixing step");
   m.def("mix_cdf", &mix_cdf, "scores and CDFs of one mixing step");
   m.def("mix_gradient", &mix_gradient, "the mixer's gradient sums by bucket");
 }

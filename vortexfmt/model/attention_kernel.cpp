@@ -136,7 +136,8 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
                              int64_t score_shift, int64_t masked) {
   TORCH_CHECK(q.is_contiguous() && k.is_contiguous() && v.is_contiguous());
   TORCH_CHECK(ring_keys.is_contiguous() && ring_values.is_contiguous() &&
-              memory_keys.is_contiguous() && memory_values.is_contiguous());
+              memory_keys.is_contiguous() && memory_values.is_contiguous() &&
+              ring_bias.is_contiguous() && memory_bias.is_contiguous() && lut.is_contiguous());
   const int64_t lanes = ring_keys.size(0);
   const int64_t heads = ring_keys.size(1);
   const int64_t window = ring_keys.size(2);
@@ -183,7 +184,7 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
 // lut[min(max - logit, size - 1)], then frequencies 1 + floor(w * (2^16 - 256) / sum w),
 // what is left of 2^16 added to the first largest weight (intmath.cdf_from_logits).
 torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
-  TORCH_CHECK(logits.is_contiguous() && logits.size(1) == kSymbols);
+  TORCH_CHECK(logits.is_contiguous() && lut.is_contiguous() && logits.size(1) == kSymbols);
   const int64_t rows = logits.size(0);
   const int64_t lut_last = lut.size(0) - 1;
   auto cdf = torch::empty({rows, kSymbols + 1}, torch::kInt32);
