@@ -63,9 +63,15 @@ def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor,
            shift: int) -> torch.Tensor:
     """Quantized linear layer on integer-valued float32: round_shift(x @ W.T + b, shift).
 
-    `weight_t` is the transposed weight (in, out)."""
-    return round_shift(torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight_t)
-                       .view(*x.shape[:-1], weight_t.shape[1]), shift)
+    `weight_t` is the transposed weight (in, out). The rounding constant 2^(shift-1) joins
+    the bias (an exact integer sum, within the bound `check_matmul_bound` was given), so
+    the rest is one in-place scaling by 2^-shift and a floor."""
+    out = torch.addmm(bias + float((1 << shift) >> 1) if shift > 0 else bias,
+                      x.reshape(-1, x.shape[-1]), weight_t)
+    out.mul_(1.0 / (1 << shift) if shift > 0 else float(1 << -shift))
+    if shift > 0:
+        out.floor_()
+    return out.view(*x.shape[:-1], weight_t.shape[1])
 
 
 def floor_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
