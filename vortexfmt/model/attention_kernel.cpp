@@ -43,12 +43,10 @@ struct Step {  // what every (lane, head) of one attention step shares
   float* out;
 };
 
-// One (lane, head) of the step; DIM is the head dimension (0: `dim` at run time), a
-// compile-time constant for the common sizes so that the inner loops vectorize.
-template <int DIM>
-void attend(const Step& p, int64_t index, int64_t dim_at_run_time, int32_t* scores,
-            int32_t* weights) {
-  const int64_t dim = DIM ? DIM : dim_at_run_time;
+// One (lane, head) of the step. Keys and values are stored dimension-major, (head_dim,
+// slots) per lane and head, so that the loops over slots, the long ones, vectorize.
+void attend(const Step& p, int64_t index, int64_t dim, int32_t* scores, int32_t* weights,
+            int32_t* query, int32_t* total) {
   const int64_t window = p.window, ring = p.ring, slot = p.slot, position = p.position;
   const int64_t lane = index / p.heads, head = index % p.heads;
   const int64_t base = lane * p.heads * dim + head * dim;
@@ -56,11 +54,10 @@ void attend(const Step& p, int64_t index, int64_t dim_at_run_time, int32_t* scor
   int8_t* values = p.ring_values + index * window * dim;
   int8_t* mem_keys = p.memory_keys + index * ring * dim;
   int8_t* mem_values = p.memory_values + index * ring * dim;
-  int32_t query[DIM ? DIM : 256];
   for (int64_t d = 0; d < dim; ++d) {
     query[d] = static_cast<int32_t>(p.q[base + d]);
-    keys[slot * dim + d] = to_int8(p.k[base + d]);
-    values[slot * dim + d] = to_int8(p.v[base + d]);
+    keys[d * window + slot] = to_int8(p.k[base + d]);
+    values[d * window + slot] = to_int8(p.v[base + d]);
   }
   if (p.block_done) {  // the last `compression` positions become memory block position/C
     const int64_t target = (position / p.compression) % ring;
@@ -68,36 +65,40 @@ void attend(const Step& p, int64_t index, int64_t dim_at_run_time, int32_t* scor
       int32_t key_sum = 0, value_sum = 0;
       for (int64_t i = 0; i < p.compression; ++i) {
         const int64_t s = ((position - i) % window + window) % window;
-        key_sum += keys[s * dim + d];
-        value_sum += values[s * dim + d];
+        key_sum += keys[d * window + s];
+        value_sum += values[d * window + s];
       }
-      mem_keys[target * dim + d] = static_cast<int8_t>(round_shift(key_sum, p.compress_shift));
-      mem_values[target * dim + d] =
+      mem_keys[d * ring + target] = static_cast<int8_t>(round_shift(key_sum, p.compress_shift));
+      mem_values[d * ring + target] =
           static_cast<int8_t>(round_shift(value_sum, p.compress_shift));
     }
   }
-  int64_t count = window;
-  const int32_t* ring_bias = p.ring_bias + head * window;
-  for (int64_t j = 0; j < window; ++j) {
-    const int8_t* row = keys + j * dim;
-    int32_t dot = 0;
-    for (int64_t d = 0; d < dim; ++d) dot += row[d] * query[d];
-    scores[j] = round_shift(dot, p.score_shift) + ring_bias[j];
+  const bool memory = p.newest >= 0;
+  const int64_t count = window + (memory ? ring : 0);
+  for (int64_t j = 0; j < count; ++j) scores[j] = 0;
+  for (int64_t d = 0; d < dim; ++d) {
+    const int32_t qd = query[d];
+    const int8_t* row = keys + d * window;
+    for (int64_t j = 0; j < window; ++j) scores[j] += row[j] * qd;
+    if (memory) {
+      const int8_t* mem_row = mem_keys + d * ring;
+      int32_t* mem_scores = scores + window;
+      for (int64_t j = 0; j < ring; ++j) mem_scores[j] += mem_row[j] * qd;
+    }
   }
+  const int32_t* ring_bias = p.ring_bias + head * window;
+  for (int64_t j = 0; j < window; ++j)
+    scores[j] = round_shift(scores[j], p.score_shift) + ring_bias[j];
   if (position < window - 1) {  // ring slots not yet written hold no position
     for (int64_t j = 0; j < window; ++j)
       if (((slot - j) % window + window) % window > position) scores[j] = p.masked;
   }
-  if (p.newest >= 0) {
+  if (memory) {
     const int32_t* memory_bias = p.memory_bias + head * ring;
     for (int64_t j = 0; j < ring; ++j) {
-      const int8_t* row = mem_keys + j * dim;
-      int32_t dot = 0;
-      for (int64_t d = 0; d < dim; ++d) dot += row[d] * query[d];
-      scores[window + j] = round_shift(dot, p.score_shift) + memory_bias[j];
+      scores[window + j] = round_shift(scores[window + j], p.score_shift) + memory_bias[j];
       if (p.newest < ring - 1 && j > p.newest) scores[window + j] = p.masked;
     }
-    count += ring;
   }
   int32_t best = scores[0];
   for (int64_t j = 1; j < count; ++j) best = std::max(best, scores[j]);
@@ -107,12 +108,16 @@ void attend(const Step& p, int64_t index, int64_t dim_at_run_time, int32_t* scor
     weights[j] = p.lut[delta];
     norm += weights[j];
   }
-  int32_t total[DIM ? DIM : 256] = {};
-  for (int64_t j = 0; j < count; ++j) {
-    if (!weights[j]) continue;
-    const int8_t* row = j < window ? values + j * dim : mem_values + (j - window) * dim;
-    const int32_t w = weights[j];
-    for (int64_t d = 0; d < dim; ++d) total[d] += w * row[d];
+  for (int64_t d = 0; d < dim; ++d) {
+    const int8_t* row = values + d * window;
+    int32_t sum = 0;
+    for (int64_t j = 0; j < window; ++j) sum += weights[j] * row[j];
+    if (memory) {
+      const int8_t* mem_row = mem_values + d * ring;
+      const int32_t* mem_weights = weights + window;
+      for (int64_t j = 0; j < ring; ++j) sum += mem_weights[j] * mem_row[j];
+    }
+    total[d] = sum;
   }
   for (int64_t d = 0; d < dim; ++d)
     p.out[base + d] = static_cast<float>(floor_divide(2 * total[d] + norm, 2 * norm));
@@ -122,8 +127,8 @@ void attend(const Step& p, int64_t index, int64_t dim_at_run_time, int32_t* scor
 
 // One attention step of one layer for every lane, updating the state in place.
 // q, k, v: (lanes, heads * head_dim) float32 holding activations of position `position`;
-// ring_keys/ring_values: (lanes, heads, window, head_dim) int8, position p in slot
-// p % window; memory_keys/memory_values: (lanes, heads, memory_ring, head_dim) int8,
+// ring_keys/ring_values: (lanes, heads, head_dim, window) int8, position p in slot
+// p % window; memory_keys/memory_values: (lanes, heads, head_dim, memory_ring) int8,
 // compressed block j in slot j % memory_ring; ring_bias: (heads, window) int32 for this
 // position's slot phase; memory_bias: (heads, memory_ring) int32 for the newest block's
 // phase (-2^30 on slots too old to attend); lut: attention exp table, int32.
@@ -140,9 +145,9 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
               ring_bias.is_contiguous() && memory_bias.is_contiguous() && lut.is_contiguous());
   const int64_t lanes = ring_keys.size(0);
   const int64_t heads = ring_keys.size(1);
-  const int64_t window = ring_keys.size(2);
-  const int64_t dim = ring_keys.size(3);
-  const int64_t ring = memory_keys.size(2);
+  const int64_t dim = ring_keys.size(2);
+  const int64_t window = ring_keys.size(3);
+  const int64_t ring = memory_keys.size(3);
   const int64_t slot = position % window;
   const bool block_done = position % compression == compression - 1;
   const int64_t compress_shift = [&] {
@@ -155,7 +160,6 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
   const int64_t newest = newest_numerator >= 0
                              ? newest_numerator / compression
                              : -((-newest_numerator + compression - 1) / compression);
-  TORCH_CHECK(dim <= 256, "head dimension above 256");
   auto out = torch::empty({lanes, heads * dim}, torch::kFloat32);
   Step p{heads, window, ring, lut.size(0) - 1, slot, position, compression, compress_shift,
          newest, static_cast<int>(score_shift), static_cast<int32_t>(masked), block_done,
@@ -165,17 +169,9 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
          ring_bias.data_ptr<int32_t>(), memory_bias.data_ptr<int32_t>(),
          lut.data_ptr<int32_t>(), out.data_ptr<float>()};
   at::parallel_for(0, lanes * heads, 64, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> scores(window + ring), weights(window + ring);
-    for (int64_t index = begin; index < end; ++index) {
-      switch (dim) {
-        case 8: attend<8>(p, index, dim, scores.data(), weights.data()); break;
-        case 12: attend<12>(p, index, dim, scores.data(), weights.data()); break;
-        case 16: attend<16>(p, index, dim, scores.data(), weights.data()); break;
-        case 32: attend<32>(p, index, dim, scores.data(), weights.data()); break;
-        case 64: attend<64>(p, index, dim, scores.data(), weights.data()); break;
-        default: attend<0>(p, index, dim, scores.data(), weights.data());
-      }
-    }
+    std::vector<int32_t> scores(window + ring), weights(window + ring), query(dim), total(dim);
+    for (int64_t index = begin; index < end; ++index)
+      attend(p, index, dim, scores.data(), weights.data(), query.data(), total.data());
   });
   return out;
 }

@@ -210,7 +210,8 @@ class IntegerByteModel:
 class StepState:
     """Per layer, head-major (lanes, heads, slots, head_dim): keys/values of the last
     `window` positions in a ring (position p in slot p mod window) and the last compressed
-    blocks in another (block j in slot j mod `memory_ring`); plus the next position."""
+    blocks in another (block j in slot j mod `memory_ring`); plus the next position. The
+    CPU kernel keeps them as int8 (lanes, heads, head_dim, slots) instead."""
 
     ring_keys: list[torch.Tensor]
     ring_values: list[torch.Tensor]
@@ -261,11 +262,12 @@ class StepRunner:
     def new_state(self, lanes: int, length: int) -> StepState:
         c = self.model.config
 
-        dtype = torch.float32 if self.kernel is None else torch.int8
-
         def zeros(size: int) -> list[torch.Tensor]:
-            return [torch.zeros(lanes, c.n_heads, size, c.head_dim, dtype=dtype,
-                                device=self.model.device) for _ in range(c.n_layers)]
+            if self.kernel is not None:  # the kernel's layout: int8, dimension-major
+                return [torch.zeros(lanes, c.n_heads, c.head_dim, size, dtype=torch.int8)
+                        for _ in range(c.n_layers)]
+            return [torch.zeros(lanes, c.n_heads, size, c.head_dim, device=self.model.device)
+                    for _ in range(c.n_layers)]
 
         return StepState(zeros(c.window), zeros(c.window), zeros(self.memory_ring),
                          zeros(self.memory_ring))
