@@ -32,6 +32,16 @@ inline int32_t floor_divide(int32_t numerator, int32_t denominator) {  // denomi
 
 inline int8_t to_int8(float x) { return static_cast<int8_t>(x); }
 
+// Hot loops get an AVX2 build next to the baseline one, picked when the module loads
+// (GCC function multi-versioning): the build itself must not assume the CPU it runs on,
+// because torch caches it in a home directory that machines may share. Integer
+// arithmetic gives the same results in both.
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define VORTEX_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define VORTEX_MULTIVERSION
+#endif
+
 struct Step {  // what every (lane, head) of one attention step shares
   int64_t heads, window, ring, lut_last, slot, position, compression, compress_shift, newest;
   int score_shift;
@@ -41,19 +51,23 @@ struct Step {  // what every (lane, head) of one attention step shares
   int8_t *ring_keys, *ring_values, *memory_keys, *memory_values;
   const int32_t *ring_bias, *memory_bias, *lut;
   float* out;
+  const int64_t* block_slots;  // ring slots of the block completed at this position
 };
 
 // One (lane, head) of the step. Keys and values are stored dimension-major, (head_dim,
 // slots) per lane and head, so that the loops over slots, the long ones, vectorize.
-void attend(const Step& p, int64_t index, int64_t dim, int32_t* scores, int32_t* weights,
-            int32_t* query, int32_t* total) {
+// (int8_t is a character type, which may alias anything: __restrict__ lets the loops over
+// int8 rows and int32 scores vectorize.)
+VORTEX_MULTIVERSION void attend(const Step& p, int64_t index, int64_t dim, int32_t* __restrict__ scores,
+            int32_t* __restrict__ weights, int32_t* __restrict__ query,
+            int32_t* __restrict__ total) {
   const int64_t window = p.window, ring = p.ring, slot = p.slot, position = p.position;
   const int64_t lane = index / p.heads, head = index % p.heads;
   const int64_t base = lane * p.heads * dim + head * dim;
-  int8_t* keys = p.ring_keys + index * window * dim;
-  int8_t* values = p.ring_values + index * window * dim;
-  int8_t* mem_keys = p.memory_keys + index * ring * dim;
-  int8_t* mem_values = p.memory_values + index * ring * dim;
+  int8_t* __restrict__ keys = p.ring_keys + index * window * dim;
+  int8_t* __restrict__ values = p.ring_values + index * window * dim;
+  int8_t* __restrict__ mem_keys = p.memory_keys + index * ring * dim;
+  int8_t* __restrict__ mem_values = p.memory_values + index * ring * dim;
   for (int64_t d = 0; d < dim; ++d) {
     query[d] = static_cast<int32_t>(p.q[base + d]);
     keys[d * window + slot] = to_int8(p.k[base + d]);
@@ -64,9 +78,8 @@ void attend(const Step& p, int64_t index, int64_t dim, int32_t* scores, int32_t*
     for (int64_t d = 0; d < dim; ++d) {
       int32_t key_sum = 0, value_sum = 0;
       for (int64_t i = 0; i < p.compression; ++i) {
-        const int64_t s = ((position - i) % window + window) % window;
-        key_sum += keys[d * window + s];
-        value_sum += values[d * window + s];
+        key_sum += keys[d * window + p.block_slots[i]];
+        value_sum += values[d * window + p.block_slots[i]];
       }
       mem_keys[d * ring + target] = static_cast<int8_t>(round_shift(key_sum, p.compress_shift));
       mem_values[d * ring + target] =
@@ -78,11 +91,11 @@ void attend(const Step& p, int64_t index, int64_t dim, int32_t* scores, int32_t*
   for (int64_t j = 0; j < count; ++j) scores[j] = 0;
   for (int64_t d = 0; d < dim; ++d) {
     const int32_t qd = query[d];
-    const int8_t* row = keys + d * window;
+    const int8_t* __restrict__ row = keys + d * window;
     for (int64_t j = 0; j < window; ++j) scores[j] += row[j] * qd;
     if (memory) {
-      const int8_t* mem_row = mem_keys + d * ring;
-      int32_t* mem_scores = scores + window;
+      const int8_t* __restrict__ mem_row = mem_keys + d * ring;
+      int32_t* __restrict__ mem_scores = scores + window;
       for (int64_t j = 0; j < ring; ++j) mem_scores[j] += mem_row[j] * qd;
     }
   }
@@ -109,12 +122,12 @@ void attend(const Step& p, int64_t index, int64_t dim, int32_t* scores, int32_t*
     norm += weights[j];
   }
   for (int64_t d = 0; d < dim; ++d) {
-    const int8_t* row = values + d * window;
+    const int8_t* __restrict__ row = values + d * window;
     int32_t sum = 0;
     for (int64_t j = 0; j < window; ++j) sum += weights[j] * row[j];
     if (memory) {
-      const int8_t* mem_row = mem_values + d * ring;
-      const int32_t* mem_weights = weights + window;
+      const int8_t* __restrict__ mem_row = mem_values + d * ring;
+      const int32_t* __restrict__ mem_weights = weights + window;
       for (int64_t j = 0; j < ring; ++j) sum += mem_weights[j] * mem_row[j];
     }
     total[d] = sum;
@@ -167,7 +180,11 @@ torch::Tensor attention_step(torch::Tensor q, torch::Tensor k, torch::Tensor v,
          ring_keys.data_ptr<int8_t>(), ring_values.data_ptr<int8_t>(),
          memory_keys.data_ptr<int8_t>(), memory_values.data_ptr<int8_t>(),
          ring_bias.data_ptr<int32_t>(), memory_bias.data_ptr<int32_t>(),
-         lut.data_ptr<int32_t>(), out.data_ptr<float>()};
+         lut.data_ptr<int32_t>(), out.data_ptr<float>(), nullptr};
+  std::vector<int64_t> block_slots(compression);
+  for (int64_t i = 0; i < compression; ++i)
+    block_slots[i] = ((position - i) % window + window) % window;
+  p.block_slots = block_slots.data();
   at::parallel_for(0, lanes * heads, 64, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> scores(window + ring), weights(window + ring), query(dim), total(dim);
     for (int64_t index = begin; index < end; ++index)
