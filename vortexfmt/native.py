@@ -57,6 +57,7 @@ def kernel(name: str):
                 # No -march=native: torch caches the build in the home directory, which
                 # clusters share between machines of different CPUs (it gained ~10%).
                 extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
                 verbose=False))
         except Exception as error:  # no compiler, no ninja: fall back to the reference
             print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "

@@ -7,12 +7,136 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernel_support.h"
+
 namespace {
 
 constexpr int kSymbols = 256;
 constexpr int64_t kCdfTotal = 1 << 16;
 
+
 }  // namespace
+
+struct MixArgs {  // what every lane of one mix_cdf call shares
+  int64_t contexts, lanes, experts, classes, confidence_context, count_shift, score_bits, max_delta, fraction_mask;
+  int64_t* ex_out;
+  int64_t* set_out;
+  const int16_t* tab;
+  const int64_t* row_of;
+  const int32_t* ms;
+  const int32_t* hit;
+  const int32_t* miss;
+  const int64_t* pred;
+  const int64_t* bk;
+  const int64_t* wt;
+  const int64_t* limits;
+  const int32_t* lg;
+  const int64_t* ex;
+  int32_t* s;
+  int32_t* out;
+};
+
+// Lanes [begin, end) of mix_cdf (see there).
+VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end) {
+  const int64_t contexts = a.contexts;
+  const int64_t lanes = a.lanes;
+  const int64_t experts = a.experts;
+  const int64_t classes = a.classes;
+  const int64_t confidence_context = a.confidence_context;
+  const int64_t count_shift = a.count_shift;
+  const int64_t score_bits = a.score_bits;
+  const int64_t max_delta = a.max_delta;
+  const int64_t fraction_mask = a.fraction_mask;
+  int64_t* const ex_out = a.ex_out;
+  int64_t* const set_out = a.set_out;
+  const int16_t* const tab = a.tab;
+  const int64_t* const row_of = a.row_of;
+  const int32_t* const ms = a.ms;
+  const int32_t* const hit = a.hit;
+  const int32_t* const miss = a.miss;
+  const int64_t* const pred = a.pred;
+  const int64_t* const bk = a.bk;
+  const int64_t* const wt = a.wt;
+  const int64_t* const limits = a.limits;
+  const int32_t* const lg = a.lg;
+  const int64_t* const ex = a.ex;
+  int32_t* const s = a.s;
+  int32_t* const out = a.out;
+  std::vector<int64_t> mixed(kSymbols);
+  std::vector<int64_t> prob(kSymbols);
+  std::vector<double> sum(kSymbols);
+  std::vector<int64_t> totals(contexts);
+  for (int64_t lane = begin; lane < end; ++lane) {
+    int32_t* ls = s + lane * experts * kSymbols;
+    for (int64_t k = 0; k < contexts; ++k) {
+      const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
+      int64_t total = 0;
+      for (int j = 0; j < kSymbols; ++j) total += row[j];
+      totals[k] = total;
+    }
+    int64_t confidence = 0;
+    for (int64_t i = 0; i + 1 < classes; ++i) confidence += totals[confidence_context] > limits[i];
+    set_out[lane] = bk[lane] * classes + confidence;
+    const int64_t* lw = wt + set_out[lane] * experts;
+    for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
+    for (int64_t k = 0; k < contexts; ++k) {
+      const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
+      const int32_t base = lg[(totals[k] << count_shift) + 256];
+      int32_t* out_row = ls + (k + 1) * kSymbols;
+      for (int j = 0; j < kSymbols; ++j) {
+        out_row[j] = lg[(int64_t{row[j]} << count_shift) + 1] - base;
+      }
+    }
+    int32_t* match_row = ls + (experts - 1) * kSymbols;
+    const bool has = pred[lane] >= 0;
+    for (int j = 0; j < kSymbols; ++j) match_row[j] = has ? miss[lane] : 0;
+    if (has) match_row[pred[lane]] = hit[lane];
+    // Weighted sums in double: every product and partial sum is an integer below 2^53
+    // (|scores| < 2^24, |weights| <= 2^20, 9 experts), so they are exact in any order.
+    for (int j = 0; j < kSymbols; ++j) sum[j] = 0.0;
+    for (int64_t k = 0; k < experts; ++k) {
+      const double wk = static_cast<double>(lw[k]);
+      const int32_t* sk = ls + k * kSymbols;
+      for (int j = 0; j < kSymbols; ++j) sum[j] += static_cast<double>(sk[j]) * wk;
+    }
+    int64_t best = INT64_MIN;
+    for (int j = 0; j < kSymbols; ++j) {
+      const int64_t z = static_cast<int64_t>(sum[j]) >> 16;  // floor, as torch's >>
+      mixed[j] = z;
+      if (z > best) best = z;
+    }
+    int64_t total = 0;
+    int top = 0;
+    for (int j = 0; j < kSymbols; ++j) {
+      int64_t delta = best - mixed[j];
+      if (delta > max_delta - 1) delta = max_delta - 1;
+      prob[j] = ex[delta & fraction_mask] >> (delta >> score_bits);
+      total += prob[j];
+      if (prob[j] > prob[top]) top = j;
+    }
+    int32_t* lc = out + lane * (kSymbols + 1);
+    const vortex::Divisor quotient(total);
+    int64_t freq_sum = 0;
+    std::vector<int64_t>& freq = mixed;  // reuse
+    for (int j = 0; j < kSymbols; ++j) {
+      freq[j] = 1 + quotient.of(prob[j] * (kCdfTotal - kSymbols));
+      freq_sum += freq[j];
+    }
+    freq[top] += kCdfTotal - freq_sum;
+    int64_t running = 0;
+    lc[0] = 0;
+    for (int j = 0; j < kSymbols; ++j) {
+      running += freq[j];
+      lc[j + 1] = static_cast<int32_t>(running);
+    }
+    for (int64_t k = 0; k < experts; ++k) {  // while this lane's scores are in cache
+      const int32_t* sk = ls + k * kSymbols;
+      int64_t sum_k = 0;
+      for (int j = 0; j < kSymbols; ++j) sum_k += freq[j] * sk[j];
+      ex_out[lane * experts + k] = sum_k;
+    }
+  }
+}
 
 // Scores (lanes, experts, 256) int32, CDFs (lanes, 257) int32, for the gradient once the
 // byte is known sum_j freq_j * scores[e][j] (lanes, experts) int64, and each lane's weight
@@ -59,81 +183,8 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
   int32_t* s = scores.data_ptr<int32_t>();
   int32_t* out = cdf.data_ptr<int32_t>();
   const int64_t fraction_mask = (int64_t{1} << score_bits) - 1;
-  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> mixed(kSymbols);
-    std::vector<int64_t> prob(kSymbols);
-    std::vector<double> sum(kSymbols);
-    std::vector<int64_t> totals(contexts);
-    for (int64_t lane = begin; lane < end; ++lane) {
-      int32_t* ls = s + lane * experts * kSymbols;
-      for (int64_t k = 0; k < contexts; ++k) {
-        const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
-        int64_t total = 0;
-        for (int j = 0; j < kSymbols; ++j) total += row[j];
-        totals[k] = total;
-      }
-      int64_t confidence = 0;
-      for (int64_t i = 0; i + 1 < classes; ++i) confidence += totals[confidence_context] > limits[i];
-      set_out[lane] = bk[lane] * classes + confidence;
-      const int64_t* lw = wt + set_out[lane] * experts;
-      for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
-      for (int64_t k = 0; k < contexts; ++k) {
-        const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
-        const int32_t base = lg[(totals[k] << count_shift) + 256];
-        int32_t* out_row = ls + (k + 1) * kSymbols;
-        for (int j = 0; j < kSymbols; ++j) {
-          out_row[j] = lg[(int64_t{row[j]} << count_shift) + 1] - base;
-        }
-      }
-      int32_t* match_row = ls + (experts - 1) * kSymbols;
-      const bool has = pred[lane] >= 0;
-      for (int j = 0; j < kSymbols; ++j) match_row[j] = has ? miss[lane] : 0;
-      if (has) match_row[pred[lane]] = hit[lane];
-      // Weighted sums in double: every product and partial sum is an integer below 2^53
-      // (|scores| < 2^24, |weights| <= 2^20, 9 experts), so they are exact in any order.
-      for (int j = 0; j < kSymbols; ++j) sum[j] = 0.0;
-      for (int64_t k = 0; k < experts; ++k) {
-        const double wk = static_cast<double>(lw[k]);
-        const int32_t* sk = ls + k * kSymbols;
-        for (int j = 0; j < kSymbols; ++j) sum[j] += static_cast<double>(sk[j]) * wk;
-      }
-      int64_t best = INT64_MIN;
-      for (int j = 0; j < kSymbols; ++j) {
-        const int64_t z = static_cast<int64_t>(sum[j]) >> 16;  // floor, as torch's >>
-        mixed[j] = z;
-        if (z > best) best = z;
-      }
-      int64_t total = 0;
-      int top = 0;
-      for (int j = 0; j < kSymbols; ++j) {
-        int64_t delta = best - mixed[j];
-        if (delta > max_delta - 1) delta = max_delta - 1;
-        prob[j] = ex[delta & fraction_mask] >> (delta >> score_bits);
-        total += prob[j];
-        if (prob[j] > prob[top]) top = j;
-      }
-      int32_t* lc = out + lane * (kSymbols + 1);
-      int64_t freq_sum = 0;
-      std::vector<int64_t>& freq = mixed;  // reuse
-      for (int j = 0; j < kSymbols; ++j) {
-        freq[j] = 1 + prob[j] * (kCdfTotal - kSymbols) / total;
-        freq_sum += freq[j];
-      }
-      freq[top] += kCdfTotal - freq_sum;
-      int64_t running = 0;
-      lc[0] = 0;
-      for (int j = 0; j < kSymbols; ++j) {
-        running += freq[j];
-        lc[j + 1] = static_cast<int32_t>(running);
-      }
-      for (int64_t k = 0; k < experts; ++k) {  // while this lane's scores are in cache
-        const int32_t* sk = ls + k * kSymbols;
-        int64_t sum_k = 0;
-        for (int j = 0; j < kSymbols; ++j) sum_k += freq[j] * sk[j];
-        ex_out[lane * experts + k] = sum_k;
-      }
-    }
-  });
+  const MixArgs args{contexts, lanes, experts, classes, confidence_context, count_shift, score_bits, max_delta, fraction_mask, ex_out, set_out, tab, row_of, ms, hit, miss, pred, bk, wt, limits, lg, ex, s, out};
+  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) { mix_lanes(args, begin, end); });
   return {scores, cdf, expected, weight_set};
 }
 

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernel_support.h"
+
 namespace {
 
 constexpr int kSymbols = 256;
@@ -32,15 +34,6 @@ inline int32_t floor_divide(int32_t numerator, int32_t denominator) {  // denomi
 
 inline int8_t to_int8(float x) { return static_cast<int8_t>(x); }
 
-// Hot loops get an AVX2 build next to the baseline one, picked when the module loads
-// (GCC function multi-versioning): the build itself must not assume the CPU it runs on,
-// because torch caches it in a home directory that machines may share. Integer
-// arithmetic gives the same results in both.
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-#define VORTEX_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define VORTEX_MULTIVERSION
-#endif
 
 struct Step {  // what every (lane, head) of one attention step shares
   int64_t heads, window, ring, lut_last, slot, position, compression, compress_shift, newest;
@@ -220,8 +213,9 @@ torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
       int32_t* c = out + row * (kSymbols + 1);
       int32_t used = 0;
       int32_t freq[kSymbols];
+      const vortex::Divisor quotient(sum);
       for (int j = 0; j < kSymbols; ++j) {
-        freq[j] = 1 + static_cast<int32_t>(int64_t{weights[j]} * (kCdfTotal - kSymbols) / sum);
+        freq[j] = 1 + static_cast<int32_t>(quotient.of(int64_t{weights[j]} * (kCdfTotal - kSymbols)));
         used += freq[j];
       }
       freq[top] += kCdfTotal - used;

@@ -1,0 +1,36 @@
+// Helpers shared by the C++ kernels (vortexfmt/native.py builds them).
+#pragma once
+
+#include <cstdint>
+
+// Hot loops get an AVX2 build next to the baseline one, picked when the module loads
+// (GCC function multi-versioning): the build must not assume the CPU it runs on, since
+// torch caches it in a home directory that machines may share. Integer arithmetic (and
+// doubles holding integers below 2^53) gives the same results in both.
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define VORTEX_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define VORTEX_MULTIVERSION
+#endif
+
+namespace vortex {
+
+// Exact floor(a / b) for 0 <= a < 2^52 and b >= 1, many a and one b: a multiplication
+// by the double reciprocal is within one of the quotient, and integer steps make it exact
+// (64-bit division costs tens of cycles, 256 times per CDF).
+class Divisor {
+ public:
+  explicit Divisor(int64_t b) : b_(b), inverse_(1.0 / static_cast<double>(b)) {}
+  int64_t of(int64_t a) const {
+    int64_t q = static_cast<int64_t>(static_cast<double>(a) * inverse_);
+    if (q * b_ > a) --q;
+    else if ((q + 1) * b_ <= a) ++q;
+    return q;
+  }
+
+ private:
+  int64_t b_;
+  double inverse_;
+};
+
+}  // namespace vortex
