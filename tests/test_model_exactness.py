@@ -149,14 +149,38 @@ def test_a_model_whose_sums_could_leave_float32_exact_range_is_refused():
         IntegerByteModel(config, tensors)
 
 
-def test_lookup_tables_must_end_in_zero():
-    config = CONFIGS["tiny"]
+def _tiny_tensors():
     torch.manual_seed(0)
-    tensors = ByteModel(config).export()
-    tensors.update(lookup_tables(config))
-    tensors["lut.attention"][-1] = 1
+    tensors = ByteModel(CONFIGS["tiny"]).export()
+    tensors.update(lookup_tables(CONFIGS["tiny"]))
+    return tensors
+
+
+@pytest.mark.parametrize("table, index, value", [
+    ("lut.attention", -1, 1),  # masked scores must weigh nothing
+    ("lut.attention", 0, 0),  # the best score must weigh something (no 0 / 0)
+    ("lut.output", 0, 0),  # the likeliest byte too
+])
+def test_lookup_tables_must_end_in_zero_and_start_above_zero(table, index, value):
+    tensors = _tiny_tensors()
+    tensors[table][index] = value
     with pytest.raises(ValueError, match="lookup tables"):
-        IntegerByteModel(config, tensors)
+        IntegerByteModel(CONFIGS["tiny"], tensors)
+
+
+def test_position_biases_must_stay_far_below_two_to_twenty_four():
+    tensors = _tiny_tensors()
+    tensors["blocks.0.position_bias"][0, 0] = 1 << 22
+    with pytest.raises(ValueError, match="position_bias"):
+        IntegerByteModel(CONFIGS["tiny"], tensors)
+
+
+@pytest.mark.parametrize("compression", [0, 3, 6])
+def test_memory_compression_must_be_a_power_of_two(compression):
+    """A memory slot is a sum shifted by log2(compression), which is a mean only for
+    powers of two; 3 slots of 127 would give 191, outside the int8 activation range."""
+    with pytest.raises(ValueError, match="compression"):
+        ModelConfig(compression=compression, window=8).validate()
 
 
 def test_float_model_and_integer_model_agree_closely():

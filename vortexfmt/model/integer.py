@@ -88,10 +88,15 @@ class IntegerByteModel:
         slots = c.window + c.memory  # 2 * sum(w * v) + sum(w) is what gets divided
         intmath.check_matmul_bound("attention read-out", 2 * slots, a, 1 << ATTN_LUT_BITS,
                                    slots << ATTN_LUT_BITS)
+        for layer in range(c.n_layers):  # added to scores below 2^23: sums stay exact
+            bias = tensors[f"blocks.{layer}.position_bias"]
+            if int(bias.abs().max()) >= 1 << 22:
+                raise ValueError(f"blocks.{layer}.position_bias out of range")
         attention, output = tensors["lut.attention"], tensors["lut.output"]
         if int(attention.max()) > 1 << ATTN_LUT_BITS or int(output.max()) > 1 << OUT_LUT_BITS \
                 or int(attention[-1]) != 0 or int(attention.min()) < 0 or \
-                int(output.min()) < 0 or attention.numel() != ATTN_LUT_SIZE:
+                int(output.min()) < 0 or attention.numel() != ATTN_LUT_SIZE or \
+                int(attention[0]) <= 0 or int(output[0]) <= 0:  # the best score weighs > 0
             raise ValueError("lookup tables break their declared precision")
         if int(output.max()) * (intmath.CDF_TOTAL - intmath.SYMBOLS) >= 1 << 31:
             raise ValueError("output table too large for int32 CDF arithmetic")

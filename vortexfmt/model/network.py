@@ -56,9 +56,11 @@ class ModelConfig:
     def validate(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be a multiple of n_heads")
-        for name in ("attn_resolution", "out_resolution"):
+        # A compressed memory slot is a sum shifted right by log2(compression): the mean
+        # (within the activation range) only when compression is a power of two.
+        for name in ("attn_resolution", "out_resolution", "compression"):
             value = getattr(self, name)
-            if value & (value - 1):
+            if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two")
 
 
