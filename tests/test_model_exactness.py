@@ -94,7 +94,7 @@ def test_thread_count_does_not_change_cdfs(model, threads):
 def test_cpu_step_kernel_computes_what_the_torch_step_computes(config, monkeypatch):
     """StepRunner's C++ kernels (int8 keys and values) against its torch code, past the
     point where the compressed memory's ring wraps around."""
-    if native.attention_kernel() is None:
+    if native.step_kernel() is None:
         pytest.skip("no C++ compiler here: the torch step is what runs")
     model = integer_model(config, seed=5)
     features = random_features(9, length=160, seed=6)

@@ -12,6 +12,12 @@
 #else
 #define VORTEX_MULTIVERSION
 #endif
+// For helpers of a VORTEX_MULTIVERSION function: inlined, they are compiled for each clone.
+#if defined(__GNUC__)
+#define VORTEX_INLINE inline __attribute__((always_inline))
+#else
+#define VORTEX_INLINE inline
+#endif
 
 namespace vortex {
 

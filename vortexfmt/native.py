@@ -15,7 +15,7 @@ _PACKAGE = Path(__file__).parent
 #: Kernel name -> its C++ source; each computes what a torch reference computes.
 _SOURCES = {
     "mixing": _PACKAGE / "coding" / "mixing_kernel.cpp",  # reference: coding.mixing
-    "attention": _PACKAGE / "model" / "attention_kernel.cpp",  # reference: model.integer
+    "step": _PACKAGE / "model" / "step_kernel.cpp",  # reference: model.integer.StepRunner
 }
 _built: dict[str, object | None] = {}
 
@@ -43,7 +43,7 @@ def quietly(load: Callable[[], T]) -> T:
 
 
 def kernel(name: str):
-    """The compiled CPU kernels `name` ("mixing", "attention"), or None when they cannot be
+    """The compiled CPU kernels `name` ("mixing", "step"), or None when they cannot be
     built (no C++ compiler) or `VORTEX_NATIVE=0`: callers then run their torch reference,
     which computes the same integers, several times slower."""
     if os.environ.get("VORTEX_NATIVE", "1") == "0":
@@ -70,5 +70,5 @@ def mixing_kernel():
     return kernel("mixing")
 
 
-def attention_kernel():
-    return kernel("attention")
+def step_kernel():
+    return kernel("step")

@@ -229,15 +229,15 @@ class StepRunner:
     """One position at a time, for the decoder: the same arithmetic as
     `IntegerByteModel.run`, laid out so that a step reads each key and value once.
 
-    On the CPU the attention and the CDFs run in C++ kernels (`attention_kernel.cpp`) that
-    keep keys and values as int8 (activations are within +-127) and compute the same
-    integers as the torch code below, which runs on other devices, when the kernels cannot
-    be built, or with VORTEX_NATIVE=0."""
+    On the CPU the whole step and the CDFs run in a C++ kernel (`step_kernel.cpp`) that
+    keeps keys and values as int8 (activations are within +-127) and weights as int16, and
+    computes the same integers as the torch code below, which runs on other devices, when
+    the kernel cannot be built, or with VORTEX_NATIVE=0."""
 
     def __init__(self, model: IntegerByteModel) -> None:
         self.model = model
         c = model.config
-        self.kernel = native.attention_kernel() if model.device.type == "cpu" else None
+        self.kernel = native.step_kernel() if model.device.type == "cpu" else None
         # Blocks complete up to window/C blocks before they are attended to, and the last
         # `memory` of those are attended: the ring holds both.
         self.memory_ring = c.memory + c.window // c.compression + 1
@@ -259,10 +259,29 @@ class StepRunner:
                 slot_bias = bias[:, c.window + c.memory - 1 - age.clamp(max=c.memory - 1)]
                 memory_per_phase.append(slot_bias.masked_fill(age >= c.memory, MASKED))
             self._ring_bias.append((torch.stack(per_phase), torch.stack(memory_per_phase)))
-        if self.kernel is not None:  # the kernel's operands: biases and table as int32
-            self._kernel_bias = [(ring.to(torch.int32), memory.to(torch.int32))
-                                 for ring, memory in self._ring_bias]
-            self._kernel_lut = model.t["lut.attention"].to(torch.int32)
+        if self.kernel is not None:
+            self._kernel_operands()
+
+    def _kernel_operands(self) -> None:
+        """The C++ step's operands: int32 embeddings, biases (with the rounding constant
+        of `intmath.linear` added) and tables, int16 (outputs, inputs) weights."""
+        model = self.model
+        c = model.config
+        self._kernel_bias = [(ring.to(torch.int32), memory.to(torch.int32))
+                             for ring, memory in self._ring_bias]
+        self._kernel_lut = model.t["lut.attention"].to(torch.int32)
+        self._kernel_embed = [model.t[f"embed.{name}"].to(torch.int32).contiguous() for name
+                              in ("previous", "match", "match_length", "record")]
+        self._kernel_weights, self._kernel_biases, self._kernel_shifts = [], [], []
+        names = [f"blocks.{layer}.{part}" for layer in range(c.n_layers)
+                 for part in ("qkv", "proj", "fc1", "fc2")] + ["head"]
+        for name in names:
+            shift = model.shifts[name] + model._extra_shift(name)
+            rounding = (1 << shift) >> 1 if shift > 0 else 0
+            self._kernel_weights.append(model.t[f"{name}.weight"].t().to(torch.int16)
+                                        .contiguous())
+            self._kernel_biases.append((model.t[f"{name}.bias"] + rounding).to(torch.int32))
+            self._kernel_shifts.append(shift)
 
     def new_state(self, lanes: int, length: int) -> StepState:
         c = self.model.config
@@ -287,6 +306,8 @@ class StepRunner:
     def step_logits(self, state: StepState, previous, match, match_length,
                     record) -> torch.Tensor:
         """Integer logits (lanes, 256) of the next position (what `step` turns into CDFs)."""
+        if self.kernel is not None:
+            return self._kernel_step(state, previous, match, match_length, record)
         h = self.model.embed(previous, match, match_length, record)
         for layer in range(self.model.config.n_layers):
             h = self._block(layer, h, state)
@@ -300,8 +321,6 @@ class StepRunner:
         lanes = h.shape[0]
         position = state.position
         q, k, v = intmath.clamp_act(model._linear(f"{prefix}.qkv", h)).split(c.d_model, dim=-1)
-        if self.kernel is not None:
-            return model.block_output(prefix, h, self._kernel_attention(layer, q, k, v, state))
         slot = position % c.window
         ring_keys, ring_values = state.ring_keys[layer], state.ring_values[layer]
         ring_keys[:, :, slot] = k.view(lanes, c.n_heads, c.head_dim)
@@ -343,14 +362,17 @@ class StepRunner:
         attended = intmath.floor_divide(2 * total + norm, 2 * norm)
         return model.block_output(prefix, h, attended.reshape(lanes, c.d_model))
 
-    def _kernel_attention(self, layer: int, q, k, v, state: StepState) -> torch.Tensor:
-        """What `_block` computes from q, k, v to the attended values, in the C++ kernel."""
+    def _kernel_step(self, state: StepState, *features) -> torch.Tensor:
+        """What `step_logits` computes, in the C++ kernel."""
         c = self.model.config
         position = state.position
-        ring_bias, memory_bias = self._kernel_bias[layer]
         newest = (position - c.window - (c.compression - 1)) // c.compression
-        return self.kernel.attention_step(
-            q.contiguous(), k.contiguous(), v.contiguous(), state.ring_keys[layer],
-            state.ring_values[layer], state.memory_keys[layer], state.memory_values[layer],
-            ring_bias[position % c.window], memory_bias[newest % self.memory_ring],
+        logits = self.kernel.model_step(
+            *(f.to(torch.int64).contiguous() for f in features), self._kernel_embed,
+            self._kernel_weights, self._kernel_biases, self._kernel_shifts,
+            state.ring_keys, state.ring_values, state.memory_keys, state.memory_values,
+            [ring[position % c.window] for ring, _ in self._kernel_bias],
+            [memory[newest % self.memory_ring] for _, memory in self._kernel_bias],
             self._kernel_lut, position, c.compression, self.model._score_shift(), int(MASKED))
+        state.position += 1
+        return logits
