@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -99,17 +100,25 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
       const int32_t* sk = ls + k * kSymbols;
       for (int j = 0; j < kSymbols; ++j) sum[j] += static_cast<double>(sk[j]) * wk;
     }
-    int64_t best = INT64_MIN;
-    for (int j = 0; j < kSymbols; ++j) {
-      const int64_t z = static_cast<int64_t>(sum[j]) >> 16;  // floor, as torch's >>
-      mixed[j] = z;
-      if (z > best) best = z;
+    // floor(sum / 2^16) and the distances to the best, still in double: exact (integers
+    // below 2^53, a division by a power of two), and vectorizable, unlike int64.
+    // (Eight running maxima and sums below: the compiler may not reorder floating-point
+    // reductions itself, though here every order gives the same exact integer.)
+    double bests[8];
+    for (int i = 0; i < 8; ++i) bests[i] = -1e300;
+    for (int j = 0; j < kSymbols; j += 8) {
+      for (int i = 0; i < 8; ++i) {
+        sum[j + i] = std::floor(sum[j + i] * (1.0 / 65536));
+        bests[i] = std::max(bests[i], sum[j + i]);
+      }
     }
+    double best = bests[0];
+    for (int i = 1; i < 8; ++i) best = std::max(best, bests[i]);
+    const double delta_limit = static_cast<double>(max_delta - 1);
     int64_t total = 0;
     int top = 0;
     for (int j = 0; j < kSymbols; ++j) {
-      int64_t delta = best - mixed[j];
-      if (delta > max_delta - 1) delta = max_delta - 1;
+      const int64_t delta = static_cast<int64_t>(std::min(best - sum[j], delta_limit));
       prob[j] = ex[delta & fraction_mask] >> (delta >> score_bits);
       total += prob[j];
       if (prob[j] > prob[top]) top = j;
@@ -129,11 +138,17 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
       running += freq[j];
       lc[j + 1] = static_cast<int32_t>(running);
     }
+    // sum_j freq_j * scores[k][j] in double: products below 2^17 * 2^24, sums below 2^49,
+    // all integers, so exact in any order.
+    for (int j = 0; j < kSymbols; ++j) sum[j] = static_cast<double>(freq[j]);
     for (int64_t k = 0; k < experts; ++k) {  // while this lane's scores are in cache
       const int32_t* sk = ls + k * kSymbols;
-      int64_t sum_k = 0;
-      for (int j = 0; j < kSymbols; ++j) sum_k += freq[j] * sk[j];
-      ex_out[lane * experts + k] = sum_k;
+      double sums[8] = {};
+      for (int j = 0; j < kSymbols; j += 8)
+        for (int i = 0; i < 8; ++i) sums[i] += sum[j + i] * static_cast<double>(sk[j + i]);
+      double sum_k = 0;
+      for (int i = 0; i < 8; ++i) sum_k += sums[i];
+      ex_out[lane * experts + k] = static_cast<int64_t>(sum_k);
     }
   }
 }
