@@ -130,8 +130,10 @@ def code_length_bits(cdf: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
 
 def to_torchac(cdf: torch.Tensor) -> torch.Tensor:
     """int32 CDFs (top 2^16) as the int16 tensor holding uint16 values torchac expects."""
-    cdf = cdf.to("cpu")
-    return torch.where(cdf >= 1 << 15, cdf - (1 << 16), cdf).to(torch.int16)
+    # torch converts int32 to int16 modulo 2^16 (a C cast; two's complement wrap on every
+    # platform it supports), which is exactly the reinterpretation torchac wants: one pass
+    # instead of four. tests/test_model_exactness.py checks the wrap at its edges.
+    return cdf.to("cpu").to(torch.int16)
 
 
 def exp_table(resolution: int, size: int, scale_bits: int) -> torch.Tensor:
