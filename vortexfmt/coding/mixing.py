@@ -178,8 +178,6 @@ class ContextMixer:
         (1/out_resolution nat), the match model's predicted byte (NONE: no match), its run
         length, and the byte one record back."""
         rows = self._rows(t, record)
-        model_scores = ((logits.to(self.device, torch.int64) * self.model_multiplier) >> 6) \
-            .to(torch.int32)
         bucket = match_bucket(match_length.to(self.device))
         match = match.to(self.device)
         has = match != NONE
@@ -191,10 +189,13 @@ class ContextMixer:
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
             scores, cdf, expected, weight_set = kernel.mix_cdf(
-                self.tables, rows.contiguous(), model_scores.contiguous(), hit_score,
+                self.tables, rows.contiguous(), logits.to(torch.float32).contiguous(),
+                self.model_multiplier, hit_score,
                 miss_score, predicted, bucket, self.weights, self.confidence_limits,
                 CONFIDENCE_CONTEXT, self.log2, self.exp2, SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
         else:
+            model_scores = ((logits.to(self.device, torch.int64) * self.model_multiplier)
+                            >> 6).to(torch.int32)
             counts = self.tables[rows.view(-1)].view(len(COUNT_CONTEXTS), len(match), 256)
             observed = counts[CONFIDENCE_CONTEXT].sum(dim=-1, dtype=torch.int64)
             confidence = torch.zeros_like(observed)

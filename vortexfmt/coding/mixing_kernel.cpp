@@ -19,12 +19,14 @@ constexpr int64_t kCdfTotal = 1 << 16;
 }  // namespace
 
 struct MixArgs {  // what every lane of one mix_cdf call shares
-  int64_t contexts, lanes, experts, classes, confidence_context, count_shift, score_bits, max_delta, fraction_mask;
+  int64_t contexts, lanes, experts, classes, confidence_context, count_shift, score_bits,
+      max_delta, fraction_mask;
   int64_t* ex_out;
   int64_t* set_out;
   const int16_t* tab;
   const int64_t* row_of;
-  const int32_t* ms;
+  const float* logits;
+  int64_t model_multiplier;
   const int32_t* hit;
   const int32_t* miss;
   const int64_t* pred;
@@ -52,7 +54,7 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
   int64_t* const set_out = a.set_out;
   const int16_t* const tab = a.tab;
   const int64_t* const row_of = a.row_of;
-  const int32_t* const ms = a.ms;
+  const float* const logits = a.logits;
   const int32_t* const hit = a.hit;
   const int32_t* const miss = a.miss;
   const int64_t* const pred = a.pred;
@@ -79,7 +81,10 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
     for (int64_t i = 0; i + 1 < classes; ++i) confidence += totals[confidence_context] > limits[i];
     set_out[lane] = bk[lane] * classes + confidence;
     const int64_t* lw = wt + set_out[lane] * experts;
-    for (int j = 0; j < kSymbols; ++j) ls[j] = ms[lane * kSymbols + j];
+    // The model's logits (1/R nat) in 1/64 bit: (logit * multiplier) >> 6, floored.
+    for (int j = 0; j < kSymbols; ++j)
+      ls[j] = static_cast<int32_t>(
+          (static_cast<int64_t>(logits[lane * kSymbols + j]) * a.model_multiplier) >> 6);
     for (int64_t k = 0; k < contexts; ++k) {
       const int16_t* row = tab + row_of[k * lanes + lane] * kSymbols;
       const int32_t base = lg[(totals[k] << count_shift) + 256];
@@ -157,20 +162,23 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
 // byte is known sum_j freq_j * scores[e][j] (lanes, experts) int64, and each lane's weight
 // set (lanes,) int64, of one step.
 // tables: (rows, 256) int16 count tables; rows: (contexts, lanes) int64, the row each
-// context selects; model_scores: (lanes, 256) int32; match_hit, match_miss: (lanes,)
+// context selects; logits: (lanes, 256) float32, the byte model's integer logits, which
+// score (logit * model_multiplier) >> 6; match_hit, match_miss: (lanes,)
 // int32; predicted: (lanes,) int64, -1 for no match; bucket: (lanes,) int64 match bucket;
 // weight_table: (sets, experts) int64; the weight set is bucket * (limits + 1) + how many
 // of `confidence_limits` the total count of context `confidence_context` exceeds;
 // log2: int32 table; exp2: (64,) int64.
 std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
-                                   torch::Tensor model_scores, torch::Tensor match_hit,
+                                   torch::Tensor logits, int64_t model_multiplier,
+                                   torch::Tensor match_hit,
                                    torch::Tensor match_miss, torch::Tensor predicted,
                                    torch::Tensor bucket, torch::Tensor weight_table,
                                    torch::Tensor confidence_limits,
                                    int64_t confidence_context, torch::Tensor log2,
                                    torch::Tensor exp2, int64_t score_bits, int64_t max_delta,
                                    int64_t count_shift) {
-  for (const auto& tensor : {tables, rows, model_scores, match_hit, match_miss, predicted,
+  TORCH_CHECK(logits.scalar_type() == torch::kFloat32, "mix_cdf takes float32 logits");
+  for (const auto& tensor : {tables, rows, logits, match_hit, match_miss, predicted,
                              bucket, weight_table, confidence_limits, log2, exp2})
     TORCH_CHECK(tensor.is_contiguous(), "mix_cdf takes contiguous tensors");
   const int64_t contexts = rows.size(0);
@@ -186,7 +194,6 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
   int64_t* set_out = weight_set.data_ptr<int64_t>();
   const int16_t* tab = tables.data_ptr<int16_t>();
   const int64_t* row_of = rows.data_ptr<int64_t>();
-  const int32_t* ms = model_scores.data_ptr<int32_t>();
   const int32_t* hit = match_hit.data_ptr<int32_t>();
   const int32_t* miss = match_miss.data_ptr<int32_t>();
   const int64_t* pred = predicted.data_ptr<int64_t>();
@@ -198,8 +205,12 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
   int32_t* s = scores.data_ptr<int32_t>();
   int32_t* out = cdf.data_ptr<int32_t>();
   const int64_t fraction_mask = (int64_t{1} << score_bits) - 1;
-  const MixArgs args{contexts, lanes, experts, classes, confidence_context, count_shift, score_bits, max_delta, fraction_mask, ex_out, set_out, tab, row_of, ms, hit, miss, pred, bk, wt, limits, lg, ex, s, out};
-  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) { mix_lanes(args, begin, end); });
+  const MixArgs args{contexts,  lanes, experts,  classes,  confidence_context,
+                     count_shift, score_bits, max_delta, fraction_mask, ex_out, set_out,
+                     tab, row_of, logits.data_ptr<float>(), model_multiplier, hit, miss,
+                     pred, bk, wt, limits, lg, ex, s, out};
+  at::parallel_for(0, lanes, 16,
+                   [&](int64_t begin, int64_t end) { mix_lanes(args, begin, end); });
   return {scores, cdf, expected, weight_set};
 }
 

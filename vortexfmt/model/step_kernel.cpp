@@ -185,11 +185,14 @@ VORTEX_MULTIVERSION void step_lanes(const Model& m, int64_t begin, int64_t end) 
       }
       for (int64_t d = 0; d < D; ++d) a[d] = static_cast<int16_t>(attended[d]);
       linear(a.data(), D, m.weights[w + 1], m.biases[w + 1], D, m.shifts[w + 1], t.data());
-      for (int64_t d = 0; d < D; ++d) h[d] = static_cast<int16_t>(clamp_act(h[d] + clamp_act(t[d])));
+      for (int64_t d = 0; d < D; ++d)  // residual
+        h[d] = static_cast<int16_t>(clamp_act(h[d] + clamp_act(t[d])));
       linear(h.data(), D, m.weights[w + 2], m.biases[w + 2], F, m.shifts[w + 2], t.data());
-      for (int64_t f = 0; f < F; ++f) a[f] = static_cast<int16_t>(clamp_act(std::max(t[f], 0)));
+      for (int64_t f = 0; f < F; ++f)  // ReLU
+        a[f] = static_cast<int16_t>(clamp_act(std::max(t[f], 0)));
       linear(a.data(), F, m.weights[w + 3], m.biases[w + 3], D, m.shifts[w + 3], t.data());
-      for (int64_t d = 0; d < D; ++d) h[d] = static_cast<int16_t>(clamp_act(h[d] + clamp_act(t[d])));
+      for (int64_t d = 0; d < D; ++d)  // residual
+        h[d] = static_cast<int16_t>(clamp_act(h[d] + clamp_act(t[d])));
     }
     const int64_t w = 4 * m.layers;
     linear(h.data(), D, m.weights[w], m.biases[w], 256, m.shifts[w], t.data());
@@ -307,7 +310,8 @@ torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
       int32_t freq[kSymbols];
       const vortex::Divisor quotient(sum);
       for (int j = 0; j < kSymbols; ++j) {
-        freq[j] = 1 + static_cast<int32_t>(quotient.of(int64_t{weights[j]} * (kCdfTotal - kSymbols)));
+        freq[j] = 1 + static_cast<int32_t>(
+                          quotient.of(int64_t{weights[j]} * (kCdfTotal - kSymbols)));
         used += freq[j];
       }
       freq[top] += kCdfTotal - used;
