@@ -53,9 +53,9 @@ struct Layer {  // one layer's attention at one position, shared by every lane a
 // slots) per lane and head, so that the loops over slots, the long ones, vectorize.
 // (int8_t is a character type, which may alias anything: __restrict__ lets them vectorize.)
 VORTEX_INLINE void attend(const Layer& p, int64_t index, const int32_t* __restrict__ query,
-                   const int32_t* __restrict__ key, const int32_t* __restrict__ value,
-                   int32_t* __restrict__ out, int32_t* __restrict__ scores,
-                   int32_t* __restrict__ weights) {
+                          const int32_t* __restrict__ key, const int32_t* __restrict__ value,
+                          int32_t* __restrict__ out, int32_t* __restrict__ scores,
+                          int32_t* __restrict__ weights) {
   const int64_t dim = p.dim;
   const int64_t window = p.window, ring = p.ring, slot = p.slot, position = p.position;
   const int64_t head = index % p.heads;
@@ -133,15 +133,27 @@ VORTEX_INLINE void attend(const Layer& p, int64_t index, const int32_t* __restri
 // out[o] = (sum_i x[i] * w[o][i] + bias[o]) >> shift for o < outputs (a left shift when
 // shift < 0): intmath.linear, whose rounding constant 2^(shift-1) the caller has added to
 // `bias`. |sums| < 2^24 (IntegerByteModel._check_bounds), so int32 is exact.
-VORTEX_INLINE void linear(const int16_t* __restrict__ x, int64_t inputs,
-                   const int16_t* __restrict__ w, const int32_t* __restrict__ bias,
-                   int64_t outputs, int shift, int32_t* __restrict__ out) {
+template <int64_t INPUTS>  // 0: `inputs` at run time; else a constant the loop unrolls by
+VORTEX_INLINE void linear_rows(const int16_t* __restrict__ x, int64_t inputs,
+                               const int16_t* __restrict__ w, const int32_t* __restrict__ bias,
+                               int64_t outputs, int shift, int32_t* __restrict__ out) {
+  const int64_t n = INPUTS ? INPUTS : inputs;
   for (int64_t o = 0; o < outputs; ++o) {
-    const int16_t* __restrict__ row = w + o * inputs;
+    const int16_t* __restrict__ row = w + o * n;
     int32_t sum = 0;
-    for (int64_t i = 0; i < inputs; ++i) sum += int32_t{x[i]} * int32_t{row[i]};
+    for (int64_t i = 0; i < n; ++i) sum += int32_t{x[i]} * int32_t{row[i]};
     sum += bias[o];
     out[o] = shift > 0 ? sum >> shift : sum * (1 << -shift);
+  }
+}
+
+VORTEX_INLINE void linear(const int16_t* __restrict__ x, int64_t inputs,
+                          const int16_t* __restrict__ w, const int32_t* __restrict__ bias,
+                          int64_t outputs, int shift, int32_t* __restrict__ out) {
+  switch (inputs) {  // the default model's sizes
+    case 48: return linear_rows<48>(x, inputs, w, bias, outputs, shift, out);
+    case 128: return linear_rows<128>(x, inputs, w, bias, outputs, shift, out);
+    default: return linear_rows<0>(x, inputs, w, bias, outputs, shift, out);
   }
 }
 
@@ -179,9 +191,9 @@ VORTEX_MULTIVERSION void step_lanes(const Model& m, int64_t begin, int64_t end) 
       for (auto& x : qkv) x = clamp_act(x);
       for (int64_t head = 0; head < heads; ++head) {
         const int64_t o = head * dim;
-        attend(m.attention[layer], lane * heads + head, qkv.data() + o,
-               qkv.data() + D + o, qkv.data() + 2 * D + o, attended.data() + o,
-               scores.data(), weights.data());
+        int32_t* q = qkv.data() + o;
+        attend(m.attention[layer], lane * heads + head, q, q + D, q + 2 * D,
+               attended.data() + o, scores.data(), weights.data());
       }
       for (int64_t d = 0; d < D; ++d) a[d] = static_cast<int16_t>(attended[d]);
       linear(a.data(), D, m.weights[w + 1], m.biases[w + 1], D, m.shifts[w + 1], t.data());
