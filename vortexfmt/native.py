@@ -1,11 +1,14 @@
 """C++ extensions built on first use (like torchac's backend), with their build logs kept
-off standard output, where they would corrupt `vortex unpack -o -`."""
+off standard output, where they would corrupt `vortex unpack -o -`. A build that takes a
+while (about 25 s each, once per machine) is announced on standard error, so that a first
+`vortex pack` does not look hung; set `announce_builds = False` to keep quiet."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,17 +21,29 @@ _SOURCES = {
     "step": _PACKAGE / "model" / "step_kernel.cpp",  # reference: model.integer.StepRunner
 }
 _built: dict[str, object | None] = {}
+#: Whether a slow load says what it is doing (`vortex -q` turns it off).
+announce_builds = True
+ANNOUNCE_AFTER_S = 2.0  # a load from the build cache takes well under this
 
 
-def quietly(load: Callable[[], T]) -> T:
-    """Run `load` with file descriptors 1 and 2 captured; show the log only on failure."""
+def quietly(load: Callable[[], T], notice: str | None = None) -> T:
+    """Run `load` with file descriptors 1 and 2 captured; show the log only on failure.
+    If `notice` is given and the load takes over ANNOUNCE_AFTER_S, print it on the real
+    standard error (a build is under way)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
+    timer = None
+    if notice and announce_builds:
+        message = f"vortex: {notice}\n".encode()
+        timer = threading.Timer(ANNOUNCE_AFTER_S, os.write, (saved[1], message))
+        timer.daemon = True
     with tempfile.TemporaryFile() as log:
         try:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
+            if timer is not None:
+                timer.start()
             return load()
         except BaseException:
             os.dup2(saved[1], 2)
@@ -36,6 +51,10 @@ def quietly(load: Callable[[], T]) -> T:
             sys.stderr.write(log.read().decode(errors="replace"))
             raise
         finally:
+            if timer is not None:  # before its descriptor closes
+                timer.cancel()
+                if timer.is_alive():
+                    timer.join()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for descriptor in saved:
@@ -58,7 +77,7 @@ def kernel(name: str):
                 # clusters share between machines of different CPUs (it gained ~10%).
                 extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
                 extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
-                verbose=False))
+                verbose=False), f"building the C++ {name} kernel (first use only, ~25 s)")
         except Exception as error:  # no compiler, no ninja: fall back to the reference
             print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
                   "using the slower torch reference", file=sys.stderr)

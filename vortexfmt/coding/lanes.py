@@ -47,7 +47,8 @@ def _torchac():
     and writes the build log to standard output (see `native.quietly`)."""
     if "torchac" in sys.modules:
         return sys.modules["torchac"]
-    return native.quietly(lambda: importlib.import_module("torchac"))
+    return native.quietly(lambda: importlib.import_module("torchac"),
+                          "building torchac's C++ backend (first use only, ~20 s)")
 
 
 @dataclass
