@@ -38,16 +38,16 @@ def test_a_failed_build_shows_its_log_on_stderr(capfd):
 
 
 def test_a_slow_build_is_announced_on_stderr(capfd, monkeypatch):
-    monkeypatch.setattr(native, "ANNOUNCE_AFTER_S", 0.05)
-    native.quietly(_noisy_load(0.5), "building the C++ step kernel")
+    monkeypatch.setattr(native, "ANNOUNCE_AFTER_S", 0.01)
+    native.quietly(_noisy_load(1.0), "building the C++ step kernel")  # ample slack
     out, err = capfd.readouterr()
     assert out == "" and err == "vortex: building the C++ step kernel\n"
 
 
 def test_announcing_can_be_turned_off(capfd, monkeypatch):
-    monkeypatch.setattr(native, "ANNOUNCE_AFTER_S", 0.05)
+    monkeypatch.setattr(native, "ANNOUNCE_AFTER_S", 0.01)
     monkeypatch.setattr(native, "announce_builds", False)
-    native.quietly(_noisy_load(0.5), "building the C++ step kernel")
+    native.quietly(_noisy_load(0.3), "building the C++ step kernel")
     assert capfd.readouterr() == ("", "")
 
 
