@@ -175,6 +175,19 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def native_code_built():
+    """Build torchac's backend and the C++ kernels before any test runs, as a first use
+    would: otherwise the first CLI test to need one would also see the "building ..."
+    notice on its standard error."""
+    from vortexfmt import native
+    from vortexfmt.coding import lanes
+
+    lanes._torchac()
+    native.step_kernel()
+    native.mixing_kernel()
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The committed tiny model of the golden vectors (fast enough for every test)."""
