@@ -21,6 +21,9 @@
 
 namespace vortex {
 
+constexpr int kSymbols = 256;
+constexpr int64_t kCdfTotal = int64_t{1} << 16;
+
 // Exact floor(a / b) for 0 <= a < 2^52 and b >= 1, many a and one b: a multiplication
 // by the double reciprocal is within one of the quotient, and integer steps make it exact
 // (64-bit division costs tens of cycles, 256 times per CDF).
@@ -38,5 +41,23 @@ class Divisor {
   int64_t b_;
   double inverse_;
 };
+
+// A CDF (257 entries, 0 to 2^16) from non-negative integer weights with total `total`
+// whose first largest is `top`: frequencies 1 + floor(w * (2^16 - 256) / total), what is
+// left of 2^16 to `top` (intmath.cdf_from_weights, which both kernels must match).
+template <typename Weight>
+VORTEX_INLINE void cdf_from_weights(const Weight* weights, int64_t total, int top,
+                                    int32_t* cdf) {
+  const Divisor quotient(total);
+  int32_t freq[kSymbols];
+  int64_t used = 0;
+  for (int j = 0; j < kSymbols; ++j) {
+    freq[j] = static_cast<int32_t>(1 + quotient.of(int64_t{weights[j]} * (kCdfTotal - kSymbols)));
+    used += freq[j];
+  }
+  freq[top] += static_cast<int32_t>(kCdfTotal - used);
+  cdf[0] = 0;
+  for (int j = 0; j < kSymbols; ++j) cdf[j + 1] = cdf[j] + freq[j];
+}
 
 }  // namespace vortex

@@ -12,8 +12,7 @@
 
 namespace {
 
-constexpr int kSymbols = 256;
-constexpr int64_t kCdfTotal = 1 << 16;
+using vortex::kSymbols;
 
 
 }  // namespace
@@ -65,7 +64,6 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
   const int64_t* const ex = a.ex;
   int32_t* const s = a.s;
   int32_t* const out = a.out;
-  std::vector<int64_t> mixed(kSymbols);
   std::vector<int64_t> prob(kSymbols);
   std::vector<double> sum(kSymbols);
   std::vector<int64_t> totals(contexts);
@@ -129,23 +127,10 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
       if (prob[j] > prob[top]) top = j;
     }
     int32_t* lc = out + lane * (kSymbols + 1);
-    const vortex::Divisor quotient(total);
-    int64_t freq_sum = 0;
-    std::vector<int64_t>& freq = mixed;  // reuse
-    for (int j = 0; j < kSymbols; ++j) {
-      freq[j] = 1 + quotient.of(prob[j] * (kCdfTotal - kSymbols));
-      freq_sum += freq[j];
-    }
-    freq[top] += kCdfTotal - freq_sum;
-    int64_t running = 0;
-    lc[0] = 0;
-    for (int j = 0; j < kSymbols; ++j) {
-      running += freq[j];
-      lc[j + 1] = static_cast<int32_t>(running);
-    }
+    vortex::cdf_from_weights(prob.data(), total, top, lc);
     // sum_j freq_j * scores[k][j] in double: products below 2^17 * 2^24, sums below 2^49,
     // all integers, so exact in any order.
-    for (int j = 0; j < kSymbols; ++j) sum[j] = static_cast<double>(freq[j]);
+    for (int j = 0; j < kSymbols; ++j) sum[j] = static_cast<double>(lc[j + 1] - lc[j]);
     for (int64_t k = 0; k < experts; ++k) {  // while this lane's scores are in cache
       const int32_t* sk = ls + k * kSymbols;
       double sums[8] = {};

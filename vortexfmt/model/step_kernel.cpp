@@ -17,8 +17,7 @@
 
 namespace {
 
-constexpr int kSymbols = 256;
-constexpr int32_t kCdfTotal = 1 << 16;
+using vortex::kSymbols;
 constexpr int32_t kActMax = 127;  // activations are within +-ACT_MAX (intmath)
 
 // floor(x / 2^shift + 1/2): the reference's round_shift (a left shift when shift < 0).
@@ -317,18 +316,7 @@ torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
         sum += weights[j];
         if (weights[j] > weights[top]) top = j;
       }
-      int32_t* c = out + row * (kSymbols + 1);
-      int32_t used = 0;
-      int32_t freq[kSymbols];
-      const vortex::Divisor quotient(sum);
-      for (int j = 0; j < kSymbols; ++j) {
-        freq[j] = 1 + static_cast<int32_t>(
-                          quotient.of(int64_t{weights[j]} * (kCdfTotal - kSymbols)));
-        used += freq[j];
-      }
-      freq[top] += kCdfTotal - used;
-      c[0] = 0;
-      for (int j = 0; j < kSymbols; ++j) c[j + 1] = c[j] + freq[j];
+      vortex::cdf_from_weights(weights, sum, top, out + row * (kSymbols + 1));
     }
   });
   return cdf;
