@@ -77,12 +77,11 @@ class IntegerByteModel:
         a = intmath.ACT_MAX
         for name, shift in self.shifts.items():
             weight, bias = tensors[f"{name}.weight"], tensors[f"{name}.bias"]
-            total_shift = shift + self._extra_shift(name)
+            total_shift = self.layer_shift(name)
             if not 0 <= total_shift <= 23:
                 raise ValueError(f"{name}: shift {shift} out of range")
-            rounding = (1 << total_shift) >> 1
             intmath.check_matmul_bound(name, weight.shape[1], a, int(weight.abs().max()),
-                                       int(bias.abs().max()) + rounding)
+                                       int(bias.abs().max()) + intmath.rounding(total_shift))
         intmath.check_matmul_bound("attention scores", c.head_dim, a, a,
                                    1 << max(0, self._score_shift()))
         slots = c.window + c.memory  # 2 * sum(w * v) + sum(w) is what gets divided
@@ -107,11 +106,14 @@ class IntegerByteModel:
         c = self.config
         return 2 * c.act_shift + c.score_shift - (c.attn_resolution.bit_length() - 1)
 
-    def _extra_shift(self, name: str) -> int:
-        """The head's output is in lookup-table units, not activation units."""
+    def layer_shift(self, name: str) -> int:
+        """The right shift that requantises linear layer `name`'s sums: its stored shift,
+        plus, for the head, whose output is in lookup-table units rather than activation
+        units, the difference of the two scales."""
         if name != "head":
-            return 0
-        return self.config.act_shift - (self.config.out_resolution.bit_length() - 1)
+            return self.shifts[name]
+        c = self.config
+        return self.shifts[name] + c.act_shift - (c.out_resolution.bit_length() - 1)
 
     # Inference ----------------------------------------------------------------------------
 
@@ -151,8 +153,7 @@ class IntegerByteModel:
 
     def head_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Integer-valued logits (..., 256), in 1/out_resolution nat, from the last layer."""
-        return intmath.linear(h, self.t["head.weight"], self.t["head.bias"],
-                              self.shifts["head"] + self._extra_shift("head"))
+        return self._linear("head", h)
 
     def head_cdf(self, h: torch.Tensor) -> torch.Tensor:
         """CDFs (..., 257) int32 from the last layer's activations."""
@@ -166,7 +167,7 @@ class IntegerByteModel:
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return intmath.linear(x, self.t[f"{name}.weight"], self.t[f"{name}.bias"],
-                              self.shifts[name])
+                              self.layer_shift(name))
 
     def _block(self, layer: int, h: torch.Tensor, state: LaneState, t0: int, t1: int,
                slots) -> torch.Tensor:
@@ -276,11 +277,11 @@ class StepRunner:
         names = [f"blocks.{layer}.{part}" for layer in range(c.n_layers)
                  for part in ("qkv", "proj", "fc1", "fc2")] + ["head"]
         for name in names:
-            shift = model.shifts[name] + model._extra_shift(name)
-            rounding = (1 << shift) >> 1 if shift > 0 else 0
+            shift = model.layer_shift(name)
             self._kernel_weights.append(model.t[f"{name}.weight"].t().to(torch.int16)
                                         .contiguous())
-            self._kernel_biases.append((model.t[f"{name}.bias"] + rounding).to(torch.int32))
+            self._kernel_biases.append((model.t[f"{name}.bias"] + intmath.rounding(shift))
+                                       .to(torch.int32))
             self._kernel_shifts.append(shift)
 
     def new_state(self, lanes: int, length: int) -> StepState:

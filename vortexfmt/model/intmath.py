@@ -48,6 +48,11 @@ def check_matmul_bound(name: str, in_features: int, max_input: int, max_weight: 
                          "the model would not be exact in float arithmetic")
 
 
+def rounding(shift: int) -> int:
+    """What round_shift adds before dividing by 2^shift: 2^(shift-1), or 0 for shift <= 0."""
+    return (1 << shift) >> 1 if shift > 0 else 0
+
+
 def round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
     """x / 2^shift rounded half up, for integer-valued float32 x with |x| + 2^shift < 2^24."""
     if shift <= 0:
@@ -66,7 +71,7 @@ def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor,
     `weight_t` is the transposed weight (in, out). The rounding constant 2^(shift-1) joins
     the bias (an exact integer sum, within the bound `check_matmul_bound` was given), so
     the rest is one in-place scaling by 2^-shift and a floor."""
-    out = torch.addmm(bias + float((1 << shift) >> 1) if shift > 0 else bias,
+    out = torch.addmm(bias + float(rounding(shift)) if shift > 0 else bias,
                       x.reshape(-1, x.shape[-1]), weight_t)
     out.mul_(1.0 / (1 << shift) if shift > 0 else float(1 << -shift))
     if shift > 0:
