@@ -163,13 +163,6 @@ def test_lane_length_keeps_mixed_frames_within_the_lane_limit():
     assert -(-big // default_lane_length(big, mixed=True)) <= layout.MAX_MIXED_LANES
 
 
-@pytest.mark.parametrize("name", ["empty", "one byte", "incompressible", "logs"])
-def test_api_round_trip(tiny_model, name):
-    data = CASES[name]
-    blob = vortexfmt.compress(data, codec="mixed", model=tiny_model, frame_size=4096)
-    assert vortexfmt.decompress(blob, model=tiny_model) == data
-
-
 def test_auto_offers_the_mixed_codec_on_large_frames(tiny_model):
     names = [codec.name for codec in FrameEncoder("auto", tiny_model, frame_size=1 << 20).codecs]
     assert names == ["stored", "zstd", "lzma", "mixed"]

@@ -45,10 +45,11 @@ def test_frame_round_trip(tiny_model, name):
     assert decode_frame(runtime, payload, len(data)) == data
 
 
+@pytest.mark.parametrize("codec", ["neural", "mixed"])
 @pytest.mark.parametrize("name", ["empty", "one byte", "incompressible", "logs"])
-def test_api_round_trip_with_the_neural_codec(tiny_model, name):
+def test_api_round_trip_with_a_model_codec(tiny_model, name, codec):
     data = CASES[name]
-    blob = vortexfmt.compress(data, codec="neural", model=tiny_model, frame_size=4096)
+    blob = vortexfmt.compress(data, codec=codec, model=tiny_model, frame_size=4096)
     assert vortexfmt.decompress(blob, model=tiny_model) == data
 
 
