@@ -31,7 +31,7 @@ INDEX_MAGIC = b"\x8fVIX"
 TRAILER_MAGIC = b"\x8fVTR"
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1  # the latest minor version; a writer records the lowest its archive needs
+FORMAT_MINOR = 2  # the latest minor version; a writer records the lowest its archive needs
 
 MODEL_ID_SIZE = 32
 MIN_FRAME_SIZE = 1
@@ -47,6 +47,7 @@ class CodecId:
     NEURAL = 2
     LZMA = 3
     MIXED = 4
+    CM = 5
 
 
 def max_payload_size(raw_size: int) -> int:

@@ -186,6 +186,7 @@ def native_code_built():
     lanes._torchac()
     native.step_kernel()
     native.mixing_kernel()
+    native.cm_kernel()
 
 
 @pytest.fixture(scope="session")

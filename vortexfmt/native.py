@@ -19,7 +19,11 @@ _PACKAGE = Path(__file__).parent
 _SOURCES = {
     "mixing": _PACKAGE / "coding" / "mixing_kernel.cpp",  # reference: coding.mixing
     "step": _PACKAGE / "model" / "step_kernel.cpp",  # reference: model.integer.StepRunner
+    "cm": _PACKAGE / "coding" / "cm_kernel.cpp",  # the cm codec itself: no torch reference
 }
+#: Kernels that are the implementation, not a faster copy of a torch reference:
+#: VORTEX_NATIVE=0 does not turn them off.
+_REQUIRED = {"cm"}
 _built: dict[str, object | None] = {}
 #: Whether a slow load says what it is doing (`vortex -q` turns it off).
 announce_builds = True
@@ -62,10 +66,11 @@ def quietly(load: Callable[[], T], notice: str | None = None) -> T:
 
 
 def kernel(name: str):
-    """The compiled CPU kernels `name` ("mixing", "step"), or None when they cannot be
-    built (no C++ compiler) or `VORTEX_NATIVE=0`: callers then run their torch reference,
-    which computes the same integers, several times slower."""
-    if os.environ.get("VORTEX_NATIVE", "1") == "0":
+    """The compiled CPU kernels `name` ("mixing", "step", "cm"), or None when they cannot
+    be built (no C++ compiler) or `VORTEX_NATIVE=0`: callers then run their torch reference,
+    which computes the same integers, several times slower. The cm codec has no reference:
+    VORTEX_NATIVE does not apply to it, and without a compiler it is unavailable."""
+    if os.environ.get("VORTEX_NATIVE", "1") == "0" and name not in _REQUIRED:
         return None
     if name not in _built:
         from torch.utils import cpp_extension
@@ -79,8 +84,10 @@ def kernel(name: str):
                 extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
                 verbose=False), f"building the C++ {name} kernel (first use only, ~25 s)")
         except Exception as error:  # no compiler, no ninja: fall back to the reference
+            fallback = ("the cm codec is unavailable" if name in _REQUIRED
+                        else "using the slower torch reference")
             print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
-                  "using the slower torch reference", file=sys.stderr)
+                  f"{fallback}", file=sys.stderr)
             _built[name] = None
     return _built[name]
 
@@ -91,3 +98,7 @@ def mixing_kernel():
 
 def step_kernel():
     return kernel("step")
+
+
+def cm_kernel():
+    return kernel("cm")

@@ -1,9 +1,9 @@
-"""Regenerate the golden vectors of the model codecs (neural, mixed):
+"""Regenerate the golden vectors of the model codecs (neural, mixed) and of the cm codec:
 python tests/golden/make_golden.py
 
 The vectors pin the integer arithmetic: any change in how a model computes its CDFs, or
 in how frames are coded or mixed, changes these hashes and fails CI on every machine. Regenerate
-them only for a deliberate, versioned change of the neural payload format.
+them only for a deliberate, versioned change of a payload format.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ INPUT = ROOT / "fixtures" / "seed" / "logs.bin"
 INPUT_BYTES = 6000
 LANE_LENGTH = 64
 VECTORS = HERE / "golden.json"
+CM_VECTORS = HERE / "cm.json"
+CM_INPUT_BYTES = 20000
+CM_LANES = (1, 3)
 
 
 def make_model(path: Path) -> None:
@@ -60,6 +63,23 @@ def compute(model_file) -> dict:
     }
 
 
+def compute_cm() -> dict:
+    """What the cm golden vectors record: the payload of the first bytes of each seed file,
+    in one lane and in three."""
+    from vortexfmt.codecs.cm import CmCodec
+
+    out = {}
+    for seed_file in sorted((ROOT / "fixtures" / "seed").iterdir()):
+        data = seed_file.read_bytes()[:CM_INPUT_BYTES]
+        for lanes in CM_LANES:
+            payload = CmCodec(lanes=lanes).encode(data)
+            out[f"{seed_file.relative_to(ROOT)}[:{CM_INPUT_BYTES}] lanes={lanes}"] = {
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                "payload_size": len(payload),
+            }
+    return out
+
+
 def main() -> int:
     from vortexfmt.model.files import load_model
 
@@ -67,6 +87,8 @@ def main() -> int:
         make_model(MODEL)
     VECTORS.write_text(json.dumps(compute(load_model(MODEL)), indent=2) + "\n")
     print(VECTORS.read_text())
+    CM_VECTORS.write_text(json.dumps(compute_cm(), indent=2) + "\n")
+    print(CM_VECTORS.read_text())
     return 0
 
 

@@ -31,13 +31,14 @@ CODEC_NAMES = {
     CodecId.NEURAL: "neural",
     CodecId.LZMA: "lzma",
     CodecId.MIXED: "mixed",
+    CodecId.CM: "cm",
 }
 #: Format minor version that introduced each codec (the others are 1.0).
-MINOR_VERSION_OF = {CodecId.MIXED: 1}
+MINOR_VERSION_OF = {CodecId.MIXED: 1, CodecId.CM: 2}
 CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
 
 #: Names accepted by the writer's ``codec`` argument and ``vortex pack --codec``.
-WRITER_CODEC_CHOICES = ("auto", "mixed", "neural", "lzma", "zstd", "stored")
+WRITER_CODEC_CHOICES = ("auto", "cm", "mixed", "neural", "lzma", "zstd", "stored")
 MODEL_CODEC_IDS = (CodecId.NEURAL, CodecId.MIXED)  # the codecs that need a model
 
 
@@ -46,10 +47,15 @@ def codec_name(codec_id: int) -> str:
     return CODEC_NAMES.get(codec_id, f"codec-{codec_id}")
 
 
-def classic_codec(codec_id: int) -> FrameCodec:
-    """The codec for a model-free codec id; raises UnsupportedCodecError otherwise."""
+def model_free_codec(codec_id: int) -> FrameCodec:
+    """The codec for a codec id that needs no model (classic codecs and cm); raises
+    UnsupportedCodecError for any other."""
     from vortexfmt.codecs import classic
 
+    if codec_id == CodecId.CM:
+        from vortexfmt.codecs.cm import CmCodec
+
+        return CmCodec()
     codec = classic.CLASSIC_CODECS.get(codec_id)
     if codec is None:
         raise UnsupportedCodecError(f"unsupported codec id {codec_id}")
@@ -79,7 +85,7 @@ class FrameEncoder:
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
         self.model_id = next((c.model_id for c in self.codecs
                               if getattr(c, "model_id", None)), None)
-        #: Lowest format minor version the frames may need: 1.1 added the mixed codec.
+        #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
         self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
@@ -112,7 +118,7 @@ def _codec_for_writing(name: str, model: object | None, device: str | None) -> F
         from vortexfmt.model import registry
 
         return MODEL_CODECS[CODEC_IDS[name]](registry.resolve(model), device)
-    return classic_codec(CODEC_IDS[name])
+    return model_free_codec(CODEC_IDS[name])
 
 
 class FrameDecoders:
@@ -127,7 +133,7 @@ class FrameDecoders:
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
         if codec_id not in MODEL_CODEC_IDS:
-            return classic_codec(codec_id).decode(payload, raw_size)
+            return model_free_codec(codec_id).decode(payload, raw_size)
         if codec_id not in self._model_codecs:
             if self.model_id == bytes(len(self.model_id)):
                 raise VortexFormatError(f"{codec_name(codec_id)} frame in an archive that "

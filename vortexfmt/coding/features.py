@@ -49,8 +49,8 @@ def to_lanes(data: bytes, lane_length: int) -> torch.Tensor:
     return torch.from_numpy(padded.astype(np.int64)).view(count, lane_length)
 
 
-def choose_stride(data: bytes, sample: int = 1 << 16) -> int:
-    """Record length guess: the lag in 2..MAX_STRIDE at which bytes most often repeat.
+def choose_stride(data: bytes, sample: int = 1 << 16, shortest: int = 2) -> int:
+    """Record length guess: the lag in shortest..MAX_STRIDE at which bytes most often repeat.
 
     Returns 0 (no record structure) when no lag repeats at least 5% of sampled bytes.
     Only the encoder calls this; the chosen stride is stored in the payload.
@@ -60,9 +60,9 @@ def choose_stride(data: bytes, sample: int = 1 << 16) -> int:
         return 0
     tail = values[MAX_STRIDE:]
     counts = np.array([np.count_nonzero(tail == values[MAX_STRIDE - lag:len(values) - lag])
-                       for lag in range(2, MAX_STRIDE + 1)])
+                       for lag in range(shortest, MAX_STRIDE + 1)])
     best = int(counts.argmax())
-    return best + 2 if counts[best] >= 0.05 * len(tail) else 0
+    return best + shortest if counts[best] >= 0.05 * len(tail) else 0
 
 
 def length_bucket(length: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,25 @@
+"""Payload of a context-mixing frame (codec id 5; FORMAT.md "CM payload").
+
+A fixed header, the number of lanes and one LEB128 stream length per lane, then the
+streams back to back.
+"""
+
+from __future__ import annotations
+
+from construct import Array, Int8ul, Int16ul, Struct, VarInt, this
+
+#: The model revision this version of the format defines; a reader rejects any other.
+CM_REVISION = 1
+MIN_TABLE_BITS = 10
+MAX_TABLE_BITS = 22
+MAX_STRIDE = 1024
+
+CmPayloadHeader = Struct(
+    "revision" / Int8ul,
+    "flags" / Int8ul,
+    "table_bits" / Int8ul,
+    "stride" / Int16ul,
+    "lanes" / VarInt,
+)
+
+StreamLengths = Struct("lengths" / Array(this._.lanes, VarInt))

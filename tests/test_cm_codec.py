@@ -1,0 +1,219 @@
+"""The context-mixing codec (id 5): its streams are torchac's, frames round-trip exactly in
+any number of lanes, and a reader rejects what FORMAT.md "CM payload" tells it to."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+
+import pytest
+import torch
+from conftest import FIXTURES, GOLDEN, SAMPLES, corpus_file, noise, run_vortex, text
+from vortexfmt.spec import CodecId
+from vortexfmt.spec import cm as layout
+
+import vortexfmt
+from vortexfmt.codecs import cm
+from vortexfmt.coding.lanes import _torchac
+from vortexfmt.errors import FrameDamageError, VortexFormatError
+
+SEEDS = sorted((FIXTURES / "seed").iterdir())
+
+
+def _kernel():
+    return cm._kernel()
+
+
+def _bits(data: bytes) -> torch.Tensor:
+    """The bits of `data`, most significant first, as torchac symbols."""
+    values = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(torch.int16)
+    shifts = torch.arange(7, -1, -1, dtype=torch.int16)
+    return ((values.unsqueeze(1) >> shifts) & 1).reshape(-1)
+
+
+def _binary_cdfs(probabilities: bytes) -> torch.Tensor:
+    """torchac CDFs (0, 2^16 - p1, unused) of bits whose probability of a 1 is p1/2^16."""
+    p1 = torch.frombuffer(bytearray(probabilities), dtype=torch.int16).to(torch.int32) & 0xFFFF
+    cdf = torch.zeros(len(p1), 3, dtype=torch.int32)
+    cdf[:, 1] = 65536 - p1
+    return cdf.to(torch.int16)  # torchac reads int16 as uint16
+
+
+def _lane_bytes(data: bytes, lanes: int) -> list[bytes]:
+    length = max(1, -(-len(data) // lanes))
+    return [data[i * length:(i + 1) * length] for i in range(lanes)]
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_streams_are_torchac_streams_of_the_bit_probabilities(lanes):
+    torchac = _torchac()
+    data = text(3000) + noise(500) + text(1000)
+    streams, _ = _kernel().encode(data, lanes, 12, 0, False)
+    probabilities = _kernel().probabilities(data, lanes, 12, 0)
+    assert len(streams) == len(probabilities) == lanes
+    for stream, p1, lane in zip(streams, probabilities, _lane_bytes(data, lanes), strict=True):
+        cdf, bits = _binary_cdfs(p1), _bits(lane)
+        p1_values = torch.frombuffer(bytearray(p1), dtype=torch.int16).to(torch.int32) & 0xFFFF
+        assert int(p1_values.min()) >= 1 and int(p1_values.max()) <= 65535
+        assert torchac.encode_int16_normalized_cdf(cdf, bits) == stream
+        assert torch.equal(torchac.decode_int16_normalized_cdf(cdf, stream), bits)
+
+
+def test_ideal_code_length_is_within_a_few_bytes_of_the_stream():
+    data = text(20000)
+    codec = cm.CmCodec()
+    codec.encode(data)
+    assert codec.stats.coded_bytes * 8 - codec.stats.ideal_bits < 8 * 4
+    assert codec.stats.ideal_bits <= codec.stats.coded_bytes * 8
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_samples_round_trip(name):
+    data = SAMPLES[name]
+    blob = vortexfmt.compress(data, codec="cm", frame_size=4096)
+    assert vortexfmt.decompress(blob) == data
+
+
+@pytest.mark.parametrize("seed_file", SEEDS, ids=lambda path: path.name)
+def test_seed_files_round_trip(seed_file):
+    data = seed_file.read_bytes()
+    blob = vortexfmt.compress(data, codec="cm", frame_size=1 << 20)
+    assert len(blob) < len(vortexfmt.compress(data, codec="lzma", frame_size=1 << 20))
+    assert vortexfmt.decompress(blob) == data
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 7, 64])
+def test_lanes_round_trip_with_repeats_across_lanes(lanes):
+    # Repeats a lane sees in other lanes, so that the match model reaches across lanes:
+    # a decoder that read a byte it does not know yet would go wrong here.
+    data = (text(2000) + noise(300, 7)) * 5 + bytes(range(256)) * 3
+    codec = cm.CmCodec(lanes=lanes)
+    payload = codec.encode(data)
+    header, streams = cm.parse_payload(payload, len(data))
+    assert header.lanes == lanes and len(streams) == lanes
+    assert codec.decode(payload, len(data)) == data
+
+
+def test_more_lanes_than_bytes_take_one_lane_per_byte():
+    codec = cm.CmCodec(lanes=10)
+    payload = codec.encode(b"abc")
+    assert cm.parse_payload(payload, 3)[0].lanes == 3
+    assert codec.decode(payload, 3) == b"abc"
+
+
+def test_incompressible_frame_costs_a_few_bytes_over_its_size():
+    data = noise(50000, 9)
+    payload = cm.CmCodec().encode(data)
+    assert len(payload) < len(data) * 1.01
+
+
+def test_table_size_grows_with_the_frame_up_to_its_limit():
+    assert cm.table_bits_for(0) == cm.table_bits_for(100) == cm.MIN_TABLE_BITS
+    assert cm.table_bits_for(1 << 16) == 17
+    assert cm.table_bits_for(4 << 20) == cm.DEFAULT_MAX_TABLE_BITS
+    assert layout.MIN_TABLE_BITS <= cm.MIN_TABLE_BITS
+    assert cm.DEFAULT_MAX_TABLE_BITS <= layout.MAX_TABLE_BITS
+
+
+def test_archives_of_cm_frames_record_no_model_and_minor_version_2():
+    blob = vortexfmt.compress(text(10000), codec="cm")
+    with vortexfmt.open(io.BytesIO(blob)) as archive:
+        header = archive.header
+    assert header.model_id == bytes(32)
+    assert header.version_minor == 2
+
+
+# --- What a reader rejects ---------------------------------------------------------------------
+
+def _payload(data: bytes = b"hello, hello, hello", lanes: int = 2) -> bytes:
+    return cm.CmCodec(lanes=lanes).encode(data)
+
+
+def _with_header(payload: bytes, raw_size: int, **fields) -> bytes:
+    header, streams = cm.parse_payload(payload, raw_size)
+    values = {key: header[key] for key in ("revision", "flags", "table_bits", "stride",
+                                           "lanes")}
+    values.update(fields)
+    start = streams[0][0] - len(layout.StreamLengths.build(
+        {"lengths": [length for _, length in streams]}, lanes=header.lanes))
+    return layout.CmPayloadHeader.build(values) + payload[start:]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"revision": 2}, "revision 2"),
+    ({"flags": 1}, "unknown flags"),
+    ({"table_bits": layout.MIN_TABLE_BITS - 1}, "table_bits"),
+    ({"table_bits": layout.MAX_TABLE_BITS + 1}, "table_bits"),
+    ({"stride": layout.MAX_STRIDE + 1}, "stride"),
+])
+def test_reader_rejects_bad_header_fields(fields, message):
+    data = b"hello, hello, hello"
+    payload = _with_header(_payload(data), len(data), **fields)
+    with pytest.raises(VortexFormatError, match=message):
+        cm.CmCodec().decode(payload, len(data))
+
+
+def test_reader_rejects_more_lanes_than_bytes_and_zero_lanes():
+    data = b"hello, hello, hello"
+    payload = _payload(data)
+    for lanes in (0, len(data) + 1):
+        with pytest.raises(VortexFormatError):
+            cm.CmCodec().decode(_with_header(payload, len(data), lanes=lanes), len(data))
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4, 6, -1])
+def test_reader_rejects_truncated_payloads_and_extra_bytes(cut):
+    data = b"hello, hello, hello"
+    payload = _payload(data)
+    with pytest.raises(VortexFormatError):
+        cm.CmCodec().decode(payload[:cut] if cut >= 0 else payload + b"\0", len(data))
+
+
+def test_damaged_stream_is_reported_as_a_damaged_frame():
+    data = text(20000)
+    blob = bytearray(vortexfmt.compress(data, codec="cm"))
+    blob[200] ^= 0x10  # inside the first frame's streams
+    with pytest.raises(FrameDamageError):
+        vortexfmt.decompress(bytes(blob))
+
+
+def test_random_streams_decode_to_the_right_size_without_crashing():
+    for seed in range(20):
+        streams = [noise(40 + seed, seed), noise(3, seed + 100)]
+        header = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 12,
+                                               "stride": seed, "lanes": 2})
+        header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, lanes=2)
+        raw = cm.CmCodec().decode(header + b"".join(streams), 500)
+        assert len(raw) == 500
+
+
+# --- Golden vectors and real files --------------------------------------------------------------
+
+def test_golden_payloads_are_unchanged():
+    """tests/golden/cm.json pins the model's arithmetic on every machine: any change is a
+    change of the format (a new revision), never a silent drift."""
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    expected = json.loads((GOLDEN / "cm.json").read_text())
+    assert make_golden.compute_cm() == expected
+
+
+@pytest.mark.parametrize("name", ["net_http.pcap", "hep_hzz_events.rec"])
+def test_corpus_slices_round_trip_through_the_cli(tmp_path, name):
+    source = tmp_path / name
+    source.write_bytes(corpus_file(name).read_bytes()[:150_000])
+    packed = run_vortex("pack", source, "--codec", "cm", "-q", timeout=300)
+    assert packed.returncode == 0, packed.stderr
+    out = tmp_path / "out"
+    unpacked = run_vortex("unpack", f"{source}.vtx", "-o", out, "-q", timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert out.read_bytes() == source.read_bytes()
+
+
+def test_codec_id_and_name():
+    from vortexfmt.codecs import CODEC_IDS, codec_name
+
+    assert CODEC_IDS["cm"] == CodecId.CM == 5
+    assert codec_name(5) == "cm"

@@ -1,0 +1,135 @@
+"""The context-mixing codec (codec id 5, "cm"; FORMAT.md "CM payload").
+
+Each bit of the frame is predicted by context models that learn as the frame is decoded
+(hashed byte contexts, a match model, record contexts) mixed by online-learnt weights, and
+arithmetic-coded with torchac's coder; `coding/cm_kernel.cpp` is the whole model and coder,
+in integer arithmetic. It needs no trained model, so archives that use it record none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from construct import ConstructError, StreamError
+
+from vortexfmt import native
+from vortexfmt.coding.features import choose_stride
+from vortexfmt.errors import VortexError, VortexFormatError
+from vortexfmt.spec import CodecId
+from vortexfmt.spec import cm as layout
+
+#: Context tables: 2^table_bits buckets of 64 bytes each, for each of the model's sixteen
+#: contexts. A frame gets the smallest size that holds about two buckets per raw byte (two
+#: nibbles) within these limits: frames of 128 KiB and more take the largest, 2^18 x 64 B
+#: x 16 = 256 MiB. Measured on the whole corpus files (one frame each): 2^20 buckets gain
+#: about 0.2% for four times the memory, and cost speed (more lookups miss the caches).
+DEFAULT_MAX_TABLE_BITS = 18
+MIN_TABLE_BITS = 12
+#: The record length the encoder looks for is at least this: the model's column contexts
+#: already see 2, 4 and 8 bytes back (measured on 1 MB of the corpus: -1.5% on
+#: net_http.pcap, -1.2% on hep_hzz_events.rec, +0.3% at most elsewhere).
+SHORTEST_STRIDE = 9
+
+
+class CmUnavailableError(VortexError):
+    """The cm codec's C++ kernel could not be built on this machine."""
+
+
+def table_bits_for(raw_size: int, max_bits: int = DEFAULT_MAX_TABLE_BITS) -> int:
+    """The table size, as log2 of buckets, a writer uses for a frame of `raw_size` bytes."""
+    return max(MIN_TABLE_BITS, min(max_bits, (2 * max(raw_size, 1) - 1).bit_length()))
+
+
+@dataclass
+class CmStats:
+    """What encoding cost, against the model's ideal code length."""
+
+    ideal_bits: float = 0.0
+    coded_bytes: int = 0
+    overhead_bytes: int = 0
+    coded_raw_bytes: int = 0
+
+
+def _kernel():
+    kernel = native.cm_kernel()
+    if kernel is None:
+        raise CmUnavailableError("the cm codec needs its C++ kernel, which could not be "
+                                 "built here (is a C++ compiler installed?)")
+    return kernel
+
+
+def available() -> bool:
+    """Whether this machine can code cm frames (it builds the kernel on first call)."""
+    return native.cm_kernel() is not None
+
+
+class CmCodec:
+    codec_id = CodecId.CM
+    name = "cm"
+    model_id = None  # needs no model
+    #: `auto` tries cm on frames of at least this many bytes: below, setting up its tables
+    #: (about a millisecond) costs more than the few bytes it could save over lzma.
+    auto_min_raw_size = 256
+
+    def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS) -> None:
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
+        self.lanes = lanes
+        self.max_table_bits = max_table_bits
+        self.stats = CmStats()
+
+    def encode(self, raw: bytes) -> bytes:
+        raw = bytes(raw)
+        lanes = max(1, min(self.lanes, len(raw)))
+        table_bits = table_bits_for(len(raw), self.max_table_bits)
+        stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
+        streams, ideal_bits = _kernel().encode(raw, lanes, table_bits, stride, True)
+        header = layout.CmPayloadHeader.build({
+            "revision": layout.CM_REVISION, "flags": 0, "table_bits": table_bits,
+            "stride": stride, "lanes": lanes})
+        header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]},
+                                             lanes=lanes)
+        self.stats.ideal_bits += ideal_bits
+        self.stats.coded_bytes += sum(len(s) for s in streams)
+        self.stats.overhead_bytes += len(header)
+        self.stats.coded_raw_bytes += len(raw)
+        return header + b"".join(streams)
+
+    def decode(self, payload: bytes, raw_size: int) -> bytes:
+        header, streams = parse_payload(payload, raw_size)
+        return _kernel().decode(bytes(payload), streams, raw_size, header.table_bits,
+                                header.stride)
+
+
+def parse_payload(payload: bytes, raw_size: int):
+    """(header, [(offset, length) of each stream]) of a cm payload; raises
+    VortexFormatError for anything FORMAT.md tells a reader to reject."""
+    try:
+        header = layout.CmPayloadHeader.parse(payload)
+        size = len(layout.CmPayloadHeader.build(header))
+        if not 1 <= header.lanes <= max(1, raw_size):
+            raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
+                                    "bytes")
+        lengths = layout.StreamLengths.parse(payload[size:], lanes=header.lanes).lengths
+        size += len(layout.StreamLengths.build({"lengths": lengths}, lanes=header.lanes))
+    except (ConstructError, StreamError):
+        raise VortexFormatError("cm payload header is truncated") from None
+    if header.revision != layout.CM_REVISION:
+        raise VortexFormatError(f"cm payload of revision {header.revision}; this reader "
+                                f"knows revision {layout.CM_REVISION}")
+    if header.flags != 0:
+        raise VortexFormatError(f"cm payload has unknown flags {header.flags:#04x}")
+    if not layout.MIN_TABLE_BITS <= header.table_bits <= layout.MAX_TABLE_BITS:
+        raise VortexFormatError(f"cm payload table_bits {header.table_bits} is outside "
+                                f"{layout.MIN_TABLE_BITS}..{layout.MAX_TABLE_BITS}")
+    if header.stride > layout.MAX_STRIDE:
+        raise VortexFormatError(f"cm payload stride {header.stride} exceeds "
+                                f"{layout.MAX_STRIDE}")
+    if size + sum(lengths) != len(payload):
+        raise VortexFormatError(f"cm stream lengths add up to {size + sum(lengths)} bytes, "
+                                f"the payload holds {len(payload)}")
+    streams, offset = [], size
+    for length in lengths:
+        streams.append((offset, length))
+        offset += length
+    return header, streams
