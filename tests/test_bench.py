@@ -16,7 +16,8 @@ def test_bench_json_covers_every_codec_on_two_files(tmp_path, tiny_model):
         path.write_bytes(content)
         files.append(path)
     result = run_vortex("bench", *files, "--json", "--model", tiny_model.path,
-                        "--frame-size", "8K", timeout=600)
+                        "--frame-size", "8K", "--codec", "auto", "--codec", "mixed",
+                        timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [entry["file"] for entry in report] == [str(f) for f in files]
@@ -26,8 +27,11 @@ def test_bench_json_covers_every_codec_on_two_files(tmp_path, tiny_model):
         for row in entry["results"]:
             assert row["bits_per_byte"] > 0 and row["pack_mb_s"] > 0 and row["unpack_mb_s"] > 0
             assert abs(row["bits_per_byte"] - 8 * row["packed_bytes"] / entry["size"]) < 1e-9
-        vortex = next(r for r in entry["results"] if r["codec"] == "vortex-auto")
-        assert "model_ideal_bits_per_byte" in vortex["extra"]
+        auto = next(r for r in entry["results"] if r["codec"] == "vortex-auto")
+        assert auto["extra"]["frames"] == {"cm": 2}
+        assert auto["extra"]["cm_ideal_bits_per_byte"] <= auto["bits_per_byte"]
+        mixed = next(r for r in entry["results"] if r["codec"] == "vortex-mixed")
+        assert "model_ideal_bits_per_byte" in mixed["extra"]
 
 
 def test_bench_plot_writes_a_png(tmp_path, tiny_model):

@@ -163,9 +163,9 @@ def test_lane_length_keeps_mixed_frames_within_the_lane_limit():
     assert -(-big // default_lane_length(big, mixed=True)) <= layout.MAX_MIXED_LANES
 
 
-def test_auto_offers_the_mixed_codec_on_large_frames(tiny_model):
+def test_auto_does_not_offer_the_model_codecs(tiny_model):
     names = [codec.name for codec in FrameEncoder("auto", tiny_model, frame_size=1 << 20).codecs]
-    assert names == ["stored", "zstd", "lzma", "mixed"]
+    assert names == ["stored", "zstd", "lzma", "cm"]
 
 
 def test_cli_round_trip_and_inspect(tiny_model, tmp_path):
@@ -192,11 +192,11 @@ def test_corpus_file_round_trips(tiny_model):
     assert CodecId.MIXED == 4
 
 
-def test_archives_that_may_hold_mixed_frames_record_minor_version_1(tiny_model):
+def test_archives_record_the_lowest_minor_version_their_codecs_need(tiny_model):
     from vortexfmt.container.structures import parse_file_header
 
     data = CASES["logs"]
-    for codec, frame_size, minor in (("mixed", 4096, 1), ("auto", 4096, 1), ("auto", 1024, 0),
+    for codec, frame_size, minor in (("mixed", 4096, 1), ("auto", 4096, 2), ("cm", 1024, 2),
                                      ("neural", 4096, 0), ("zstd", 4096, 0)):
         blob = vortexfmt.compress(data, codec=codec, model=tiny_model, frame_size=frame_size)
         assert parse_file_header(blob[:52]).version_minor == minor, (codec, frame_size)

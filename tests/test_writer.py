@@ -61,15 +61,13 @@ def test_header_records_the_frame_size():
     blob = vortexfmt.compress(b"x", frame_size=1024)
     header = structures.parse_file_header(blob[:spec.FILE_HEADER_SIZE])
     assert header.frame_size == 1024
-    assert header.model_id == bytes(32)  # auto tries no neural codec on frames this small
 
 
-def test_header_records_the_model_auto_may_use():
-    from vortexfmt.model import registry
-
-    blob = vortexfmt.compress(b"x", frame_size=4096)
+@pytest.mark.parametrize("frame_size", [1024, 4096, vortexfmt.DEFAULT_FRAME_SIZE])
+def test_auto_archives_need_no_model(frame_size):
+    blob = vortexfmt.compress(text(5000), frame_size=frame_size)
     header = structures.parse_file_header(blob[:spec.FILE_HEADER_SIZE])
-    assert header.model_id == registry.default_model().model_id
+    assert header.model_id == bytes(32)  # auto tries cm, lzma, zstd and stored
 
 
 @pytest.mark.parametrize("codec, codec_id", [("stored", 0), ("zstd", 1), ("lzma", 3)])
@@ -83,7 +81,21 @@ def test_auto_picks_per_frame():
     blob = vortexfmt.compress(content, codec="auto", frame_size=256)
     codecs = codecs_of(blob)
     assert codecs[0] == spec.CodecId.STORED
-    assert codecs[1] in (spec.CodecId.ZSTD, spec.CodecId.LZMA)
+    assert codecs[1] in (spec.CodecId.ZSTD, spec.CodecId.LZMA, spec.CodecId.CM)
+
+
+def test_auto_tries_cm_only_on_frames_worth_it():
+    from vortexfmt.codecs import FrameEncoder
+    from vortexfmt.codecs.cm import CmCodec
+
+    assert [c.name for c in FrameEncoder("auto", frame_size=1 << 20).codecs] == \
+        ["stored", "zstd", "lzma", "cm"]
+    small = CmCodec.auto_min_raw_size - 1
+    assert "cm" not in [c.name for c in FrameEncoder("auto", frame_size=small).codecs]
+    blob = vortexfmt.compress(text(4 * small), frame_size=1 << 20)
+    assert codecs_of(blob) == [spec.CodecId.CM]
+    blob = vortexfmt.compress(text(small), frame_size=1 << 20)  # one short frame
+    assert spec.CodecId.CM not in codecs_of(blob)
 
 
 @pytest.mark.parametrize("codec", CODECS)

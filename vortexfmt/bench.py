@@ -94,7 +94,13 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     if restored != data:
         raise AssertionError("vortex round trip differs from the original")
     extra = {"frames": {codec_name(c): n for c, n in sorted(writer.codec_counts.items())}}
-    neural = next((c for c in writer.encoder.codecs if hasattr(c, "stats")), None)
+    cm = next((c for c in writer.encoder.codecs if c.name == "cm"), None)
+    if cm is not None and cm.stats.coded_raw_bytes:
+        stats = cm.stats
+        extra["cm_ideal_bits_per_byte"] = stats.ideal_bits / stats.coded_raw_bytes
+        coded = 8 * (stats.coded_bytes + stats.overhead_bytes)
+        extra["cm_coding_overhead_percent"] = 100 * (coded / max(stats.ideal_bits, 1) - 1)
+    neural = next((c for c in writer.encoder.codecs if hasattr(c, "model")), None)
     if neural is not None and data:
         stats = neural.stats
         # Ideal code length over the whole file: exact on the frames the model codec
@@ -138,8 +144,11 @@ def format_table(results: list[FileResult]) -> str:
                      f"{'unpack MB/s':>11}  notes")
         for row in result.results:
             notes = ""
+            if "cm_ideal_bits_per_byte" in row.extra:
+                notes = (f"cm ideal {row.extra['cm_ideal_bits_per_byte']:.4f}, coding "
+                         f"overhead {row.extra['cm_coding_overhead_percent']:.3f}%; ")
             if "model_ideal_bits_per_byte" in row.extra:
-                notes = f"model ideal {row.extra['model_ideal_bits_per_byte']:.4f}"
+                notes += f"model ideal {row.extra['model_ideal_bits_per_byte']:.4f}"
                 if row.extra["estimated_share"]:
                     notes += f" ({100 * row.extra['estimated_share']:.0f}% sampled)"
                 if "coding_overhead_percent" in row.extra:

@@ -62,12 +62,6 @@ def model_free_codec(codec_id: int) -> FrameCodec:
     return codec
 
 
-#: Frames smaller than this never try a model codec under ``auto``: its per-step
-#: overhead and decode time are not worth it there. A writer whose frame size is smaller
-#: records no model in its archive.
-NEURAL_MIN_FRAME_SIZE = 4096
-
-
 class FrameEncoder:
     """Encodes frames with one codec, or with the smallest of several (``auto``)."""
 
@@ -76,13 +70,12 @@ class FrameEncoder:
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
-        if codec == "auto":
-            names = AUTO_CANDIDATES
-            if frame_size is not None and frame_size < NEURAL_MIN_FRAME_SIZE:
-                names = tuple(name for name in names if CODEC_IDS[name] not in MODEL_CODEC_IDS)
-        else:
-            names = (codec,)
+        self.auto = codec == "auto"
+        names = _auto_candidates() if self.auto else (codec,)
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
+        if self.auto and frame_size is not None:  # codecs auto would never try
+            self.codecs = [c for c in self.codecs
+                           if getattr(c, "auto_min_raw_size", 0) <= frame_size]
         self.model_id = next((c.model_id for c in self.codecs
                               if getattr(c, "model_id", None)), None)
         #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
@@ -94,6 +87,8 @@ class FrameEncoder:
 
         best: tuple[int, bytes] | None = None
         for codec in self.codecs:
+            if self.auto and len(raw) < getattr(codec, "auto_min_raw_size", 0):
+                continue  # not worth its setup on so small a frame
             if best is not None and hasattr(codec, "encode_if_smaller"):
                 payload = codec.encode_if_smaller(raw, len(best[1]))  # model codecs
                 if payload is None:
@@ -108,8 +103,19 @@ class FrameEncoder:
 
 
 #: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest
-#: to decode comes first.
-AUTO_CANDIDATES = ("stored", "zstd", "lzma", "mixed")
+#: to decode comes first. The model codecs (neural, mixed) are not among them: cm packs
+#: every corpus file smaller than they do (README "Benchmarks"), and archives written
+#: without them need no model file to be unpacked.
+AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
+
+
+def _auto_candidates() -> tuple[str, ...]:
+    """AUTO_CANDIDATES that this machine can use: cm needs its C++ kernel."""
+    from vortexfmt.codecs import cm
+
+    if cm.available():
+        return AUTO_CANDIDATES
+    return tuple(name for name in AUTO_CANDIDATES if name != "cm")
 
 
 def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
