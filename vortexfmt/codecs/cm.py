@@ -18,11 +18,13 @@ from vortexfmt.errors import VortexError, VortexFormatError
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 
-#: Context tables: 2^table_bits buckets of 64 bytes each, for each of the model's sixteen
-#: contexts. A frame gets the smallest size that holds about two buckets per raw byte (two
-#: nibbles) within these limits: frames of 128 KiB and more take the largest, 2^18 x 64 B
-#: x 16 = 256 MiB. Measured on the whole corpus files (one frame each): 2^20 buckets gain
-#: about 0.2% for four times the memory, and cost speed (more lookups miss the caches).
+#: Context tables: 2^table_bits buckets of 64 bytes each, for each of the model's eighteen
+#: contexts (and two match tables of 2^(table_bits + 4) positions). A frame gets the
+#: smallest size that holds about two buckets per raw byte (two nibbles) within these
+#: limits: frames of 128 KiB and more take the largest, 2^18 x 64 B x 18 = 288 MiB (and
+#: 32 MiB of match tables). Measured on the whole corpus files (one frame each), with 16
+#: contexts: 2^20 buckets gained 0.07% for four times the memory, and cost speed (more
+#: lookups miss the caches).
 DEFAULT_MAX_TABLE_BITS = 18
 MIN_TABLE_BITS = 12
 #: The record length the encoder looks for is at least this: the model's column contexts

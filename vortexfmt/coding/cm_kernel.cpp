@@ -1,10 +1,10 @@
 // The context-mixing frame codec (codec id 5, "cm"; FORMAT.md "CM payload").
 //
-// A frame is coded bit by bit, most significant bit first. For each bit, sixteen hashed
+// A frame is coded bit by bit, most significant bit first. For each bit, eighteen hashed
 // contexts of the lane's bytes (Model::begin_byte lists them) each give an adaptive
-// probability and a run prediction, an order-0 model and two match models give theirs; four
+// probability and a run prediction, an order-0 model and two match models give theirs; five
 // mixers whose weights are learnt online combine these in the logistic domain, a final mixer
-// combines the four, and three adaptive probability maps refine the result. The bit is then
+// combines the five, and three adaptive probability maps refine the result. The bit is then
 // arithmetic-coded with torchac's coder (a binary CDF per bit), which this file reproduces
 // bit for bit because torchac decodes only whole arrays: here each bit's probability
 // depends on the bits before it. tests/test_cm_codec.py holds these streams equal to
@@ -379,10 +379,10 @@ struct Params {
   int stride;      // record length (0: none), chosen by the encoder
 };
 
-constexpr int kContexts = 16;
+constexpr int kContexts = 18;
 constexpr int kInputs = 2 * kContexts + 4;  // per context: counter and run; order 0, match, bias
 constexpr int kMixerInputs = (kInputs + 7) / 8 * 8;
-constexpr int kMixers = 4;
+constexpr int kMixers = 5;
 // Match models: each follows the last earlier occurrence of the lane's last kMatchOrder[m]
 // bytes (a short one finds repeats soon, a long one picks the right one among many).
 constexpr int kMatchModels = 2;
@@ -419,6 +419,7 @@ class Model {
     mixers_.emplace_back(256, 4096 / 8, 4);
     mixers_.emplace_back(2048, 4096 / 8, 4);
     mixers_.emplace_back(1024, 4096 / 8, 4);
+    mixers_.emplace_back(4096, 4096 / 8, 4);
     std::fill(std::begin(x_), std::end(x_), 0);
   }
 
@@ -431,7 +432,8 @@ class Model {
     const uint64_t c1 = h & 0xff;
     const uint64_t column2 = position_ & 1, column4 = position_ & 3, column8 = position_ & 7;
     uint64_t* c = context_hash_;
-    // the lane's last bytes: orders 1, 2, 3 and 8, bytes 2-3, 2 and 4, 3-4 by 4-byte column
+    // the lane's last bytes: orders 1, 2, 3 and 8, bytes 2, 3, 2-3, 2 and 4, 3-4 by 4-byte
+    // column
     c[0] = hash_context(c1, 1);
     c[1] = hash_context(h & 0xffff, 2);
     c[2] = hash_context(h & 0xffffff, 3);
@@ -439,6 +441,8 @@ class Model {
     c[5] = hash_context(h, 6);
     c[7] = hash_context(h & 0xff00ff00ull, 8);
     c[8] = hash_context((h & 0xffff0000ull) | column4, 9);
+    c[16] = hash_context(h & 0xff00, 17);
+    c[17] = hash_context(h & 0xff0000, 18);
     c[6] = hash_context(uint64_t{lane.word} << 8 | c1, 7);  // the word so far (text)
     // columns of 2-, 4- and 8-byte values: the same byte of the previous values
     c[13] = hash_context(back(2) | back(4) << 8 | column2 << 16, 14);
@@ -473,6 +477,7 @@ class Model {
     }
     longest_ = lane.match[1].length > lane.match[0].length ? 1 : 0;
     column_ = stride_ > 0 ? static_cast<int>(position_ % stride_) : static_cast<int>(t & 3);
+    order2_hash_ = static_cast<uint32_t>(hash_context(h & 0xffff, 5) >> 52);
     bit_ = 0;
     c0_ = 1;
   }
@@ -492,10 +497,13 @@ class Model {
     for (int m = 0; m < kMatchModels; ++m)
       x[n++] = match_expects(m) ? stretch(matches_.p(size_t(m) * 128 + match_index(m))) : 0;
     x[n++] = 256;
-    mixed_[0] = (int16_t)mixers_[0].mix(x, seen_ * 32 + match_bucket_[longest_]);
-    mixed_[1] = (int16_t)mixers_[1].mix(x, c0_);
-    mixed_[2] = (int16_t)mixers_[2].mix(x, c1 * 8 + bit_);
-    mixed_[3] = (int16_t)mixers_[3].mix(x, (std::min(column_, 127) * 8 + bit_) & 1023);
+    // weight sets by: match length and contexts seen before; the partial byte; the previous
+    // byte; the record column; the last two bytes (hashed) with the partial byte
+    const int sets[kMixers] = {
+        seen_ * 32 + match_bucket_[longest_], static_cast<int>(c0_),
+        static_cast<int>(c1 * 8 + bit_), (std::min(column_, 127) * 8 + bit_) & 1023,
+        static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095)};
+    for (int k = 0; k < kMixers; ++k) mixed_[k] = static_cast<int16_t>(mixers_[k].mix(x, sets[k]));
     const int32_t st = final_.mix(mixed_, bit_);
     const int32_t a0 = apm_order0_.p(st, c0_);
     const int32_t a1 = apm_order1_.p(st, c0_ | c1 << 8);
@@ -644,6 +652,7 @@ class Model {
   uint16_t indirect1_[256] = {};  // the last two bytes that followed each byte value
   int expected_[kMatchModels], match_bucket_[kMatchModels], longest_ = 0;
   int column_ = 0, bit_ = 0, seen_ = 0;
+  uint32_t order2_hash_ = 0;  // 12 bits of a hash of the lane's last two bytes
   uint32_t c0_ = 1;  // the bits of the byte so far, after a leading 1
   int16_t x_[kMixerInputs];
   int16_t mixed_[kMixers];
@@ -671,17 +680,20 @@ struct EncodedFrame {
 };
 
 // -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
-// 4096, else at the middle of p's step of 16 (within 0.2% of the exact cost), so that the
-// tables stay in cache.
+// 4096 and from 61440 (the likeliest bits, which cost almost nothing), else at the middle
+// of p's step of 16 (within 0.2% of the exact cost), so that the tables stay in cache.
 struct CodeLengthTable {
-  float small[4096], large[4096];
+  float low[4096], middle[4096], high[4096];
   CodeLengthTable() {
-    small[0] = 16.0f;
-    for (int p = 1; p < 4096; ++p) small[p] = static_cast<float>(16.0 - std::log2(double(p)));
-    for (int i = 0; i < 4096; ++i)
-      large[i] = static_cast<float>(16.0 - std::log2(double(i * 16 + 8)));
+    for (int i = 0; i < 4096; ++i) {
+      low[i] = static_cast<float>(16.0 - std::log2(double(std::max(i, 1))));
+      middle[i] = static_cast<float>(16.0 - std::log2(double(i * 16 + 8)));
+      high[i] = static_cast<float>(16.0 - std::log2(double(61440 + i)));
+    }
   }
-  float bits(int32_t p) const { return p < 4096 ? small[p] : large[p >> 4]; }
+  float bits(int32_t p) const {
+    return p < 4096 ? low[p] : p >= 61440 ? high[p - 61440] : middle[p >> 4];
+  }
 };
 
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
