@@ -110,7 +110,8 @@ def test_incompressible_frame_costs_a_few_bytes_over_its_size():
 
 def test_table_size_grows_with_the_frame_up_to_its_limit():
     assert cm.table_bits_for(0) == cm.table_bits_for(100) == cm.MIN_TABLE_BITS
-    assert cm.table_bits_for(1 << 16) == 17
+    assert cm.table_bits_for(1 << 16) == 14  # a bucket per 8 bytes: 2^13 buckets, rounded up
+    assert cm.table_bits_for(1 << 20) == 18
     assert cm.table_bits_for(4 << 20) == cm.DEFAULT_MAX_TABLE_BITS
     assert layout.MIN_TABLE_BITS <= cm.MIN_TABLE_BITS
     assert cm.DEFAULT_MAX_TABLE_BITS <= layout.MAX_TABLE_BITS
