@@ -23,3 +23,10 @@ CmPayloadHeader = Struct(
 )
 
 StreamLengths = Struct("lengths" / Array(this._.lanes, VarInt))
+
+
+def max_table_bits(raw_size: int) -> int:
+    """Largest `table_bits` a payload of `raw_size` raw bytes may declare: a bucket per raw
+    byte, rounded up to a power of two, within MIN_TABLE_BITS..MAX_TABLE_BITS. (The tables
+    are what a decoder allocates: a tiny frame must not ask for gigabytes.)"""
+    return max(MIN_TABLE_BITS, min(MAX_TABLE_BITS, max(raw_size - 1, 0).bit_length()))

@@ -146,6 +146,7 @@ def _with_header(payload: bytes, raw_size: int, **fields) -> bytes:
     ({"flags": 1}, "unknown flags"),
     ({"table_bits": layout.MIN_TABLE_BITS - 1}, "table_bits"),
     ({"table_bits": layout.MAX_TABLE_BITS + 1}, "table_bits"),
+    ({"table_bits": layout.MIN_TABLE_BITS + 1}, "table_bits"),  # 19 bytes: 2^10 at most
     ({"stride": layout.MAX_STRIDE + 1}, "stride"),
 ])
 def test_reader_rejects_bad_header_fields(fields, message):
@@ -171,6 +172,24 @@ def test_reader_rejects_truncated_payloads_and_extra_bytes(cut):
         cm.CmCodec().decode(payload[:cut] if cut >= 0 else payload + b"\0", len(data))
 
 
+def test_table_size_a_reader_accepts_grows_with_the_frame():
+    assert layout.max_table_bits(1) == layout.max_table_bits(1024) == layout.MIN_TABLE_BITS
+    assert layout.max_table_bits(1025) == 11
+    assert layout.max_table_bits(4 << 20) == layout.max_table_bits(1 << 28) == 22
+    for raw_size in (1, 100, 5000, 1 << 20, 4 << 20, 1 << 28):  # the writer stays within
+        assert cm.table_bits_for(raw_size) <= layout.max_table_bits(raw_size)
+
+
+def test_padded_leb128_values_are_read_as_lebs():
+    data = b"hello, hello, hello"
+    payload = _payload(data, lanes=1)
+    (offset, length), = cm.parse_payload(payload, len(data))[1]
+    assert length < 0x80  # one LEB128 byte, which the padded form below spells in two
+    fixed = payload[:5]  # revision, flags, table_bits, stride
+    padded = fixed + b"\x81\x00" + bytes([0x80 | length, 0x00]) + payload[offset:]
+    assert cm.CmCodec().decode(padded, len(data)) == data
+
+
 def test_damaged_stream_is_reported_as_a_damaged_frame():
     data = text(20000)
     blob = bytearray(vortexfmt.compress(data, codec="cm"))
@@ -182,7 +201,7 @@ def test_damaged_stream_is_reported_as_a_damaged_frame():
 def test_random_streams_decode_to_the_right_size_without_crashing():
     for seed in range(20):
         streams = [noise(40 + seed, seed), noise(3, seed + 100)]
-        header = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 12,
+        header = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 10,
                                                "stride": seed, "lanes": 2})
         header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, lanes=2)
         raw = cm.CmCodec().decode(header + b"".join(streams), 500)

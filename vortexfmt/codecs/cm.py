@@ -8,6 +8,7 @@ in integer arithmetic. It needs no trained model, so archives that use it record
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from construct import ConstructError, StreamError
@@ -107,24 +108,25 @@ class CmCodec:
 def parse_payload(payload: bytes, raw_size: int):
     """(header, [(offset, length) of each stream]) of a cm payload; raises
     VortexFormatError for anything FORMAT.md tells a reader to reject."""
+    stream = io.BytesIO(payload)
     try:
-        header = layout.CmPayloadHeader.parse(payload)
-        size = len(layout.CmPayloadHeader.build(header))
+        header = layout.CmPayloadHeader.parse_stream(stream)
         if not 1 <= header.lanes <= max(1, raw_size):
             raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
                                     "bytes")
-        lengths = layout.StreamLengths.parse(payload[size:], lanes=header.lanes).lengths
-        size += len(layout.StreamLengths.build({"lengths": lengths}, lanes=header.lanes))
+        lengths = layout.StreamLengths.parse_stream(stream, lanes=header.lanes).lengths
     except (ConstructError, StreamError):
         raise VortexFormatError("cm payload header is truncated") from None
+    size = stream.tell()  # LEB128 values may be padded: offsets count the bytes read
     if header.revision != layout.CM_REVISION:
         raise VortexFormatError(f"cm payload of revision {header.revision}; this reader "
                                 f"knows revision {layout.CM_REVISION}")
     if header.flags != 0:
         raise VortexFormatError(f"cm payload has unknown flags {header.flags:#04x}")
-    if not layout.MIN_TABLE_BITS <= header.table_bits <= layout.MAX_TABLE_BITS:
+    largest = layout.max_table_bits(raw_size)
+    if not layout.MIN_TABLE_BITS <= header.table_bits <= largest:
         raise VortexFormatError(f"cm payload table_bits {header.table_bits} is outside "
-                                f"{layout.MIN_TABLE_BITS}..{layout.MAX_TABLE_BITS}")
+                                f"{layout.MIN_TABLE_BITS}..{largest} (for {raw_size} bytes)")
     if header.stride > layout.MAX_STRIDE:
         raise VortexFormatError(f"cm payload stride {header.stride} exceeds "
                                 f"{layout.MAX_STRIDE}")

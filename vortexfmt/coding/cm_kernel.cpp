@@ -124,9 +124,10 @@ class ZeroedMemory {
     if (p == MAP_FAILED) throw std::bad_alloc();
     madvise(p, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
     data_ = p;
-#else
-    data_ = std::calloc(bytes, 1);
+#else  // buckets are cache lines: 64-byte alignment, as the type promises
+    data_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (data_ == nullptr) throw std::bad_alloc();
+    std::memset(data_, 0, bytes);
 #endif
   }
   ~ZeroedMemory() {
