@@ -237,3 +237,14 @@ def test_codec_id_and_name():
 
     assert CODEC_IDS["cm"] == CodecId.CM == 5
     assert codec_name(5) == "cm"
+
+
+def test_without_its_kernel_auto_does_without_cm_and_cm_frames_fail_clearly(monkeypatch):
+    from vortexfmt import native
+    from vortexfmt.codecs import FrameEncoder
+
+    blob = vortexfmt.compress(text(3000), codec="cm")
+    monkeypatch.setitem(native._built, "cm", None)  # as where no compiler is found
+    assert [c.name for c in FrameEncoder("auto").codecs] == ["stored", "zstd", "lzma"]
+    with pytest.raises(cm.CmUnavailableError, match="C\\+\\+ kernel"):
+        vortexfmt.decompress(blob)
