@@ -71,11 +71,13 @@ class FrameEncoder:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
         self.auto = codec == "auto"
-        names = _auto_candidates() if self.auto else (codec,)
+        names = AUTO_CANDIDATES if self.auto else (codec,)
         self.codecs = [_codec_for_writing(name, model, device) for name in names]
-        if self.auto and frame_size is not None:  # codecs auto would never try
-            self.codecs = [c for c in self.codecs
-                           if getattr(c, "auto_min_raw_size", 0) <= frame_size]
+        if self.auto:  # leave out what auto would never try, then what this machine lacks
+            if frame_size is not None:
+                self.codecs = [c for c in self.codecs
+                               if getattr(c, "auto_min_raw_size", 0) <= frame_size]
+            self.codecs = [c for c in self.codecs if getattr(c, "usable", lambda: True)()]
         self.model_id = next((c.model_id for c in self.codecs
                               if getattr(c, "model_id", None)), None)
         #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
@@ -107,15 +109,6 @@ class FrameEncoder:
 #: every corpus file smaller than they do (README "Benchmarks"), and archives written
 #: without them need no model file to be unpacked.
 AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
-
-
-def _auto_candidates() -> tuple[str, ...]:
-    """AUTO_CANDIDATES that this machine can use: cm needs its C++ kernel."""
-    from vortexfmt.codecs import cm
-
-    if cm.available():
-        return AUTO_CANDIDATES
-    return tuple(name for name in AUTO_CANDIDATES if name != "cm")
 
 
 def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:

@@ -62,11 +62,6 @@ def _kernel():
     return kernel
 
 
-def available() -> bool:
-    """Whether this machine can code cm frames (it builds the kernel on first call)."""
-    return native.cm_kernel() is not None
-
-
 class CmCodec:
     codec_id = CodecId.CM
     name = "cm"
@@ -74,6 +69,11 @@ class CmCodec:
     #: `auto` tries cm on frames of at least this many bytes: below, setting up its tables
     #: (about a millisecond) costs more than the few bytes it could save over lzma.
     auto_min_raw_size = 256
+
+    @staticmethod
+    def usable() -> bool:
+        """Whether this machine can code cm frames (it builds the kernel on first call)."""
+        return native.cm_kernel() is not None
 
     def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS) -> None:
         if lanes < 1:

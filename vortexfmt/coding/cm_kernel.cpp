@@ -227,7 +227,6 @@ class Mixer {
       w[i] = static_cast<int16_t>(std::clamp(w[i] + change, -kWeightLimit, kWeightLimit));
     }
   }
-  int32_t dot() const { return dot_; }
   int32_t p() const { return p_; }
 
  private:
@@ -510,8 +509,7 @@ class Model {
     const int32_t a1 = apm_order1_.p(st, c0_ | c1 << 8);
     const int32_t am = apm_match_.p(
         st, match_expects(longest_) ? match_index(longest_) * 8 + bit_ : 64 * 2 * 8 + bit_);
-    p_ = std::clamp((final_.p() + a0 + a1 + am + 2) >> 2, 1, 65535);
-    return p_;
+    return std::clamp((final_.p() + a0 + a1 + am + 2) >> 2, 1, 65535);
   }
 
   VORTEX_INLINE void update(int bit) {
@@ -657,7 +655,6 @@ class Model {
   uint32_t c0_ = 1;  // the bits of the byte so far, after a leading 1
   int16_t x_[kMixerInputs];
   int16_t mixed_[kMixers];
-  int32_t p_ = 32768;
 };
 
 // ---- Frames -----------------------------------------------------------------------------------
