@@ -424,7 +424,7 @@ class Model {
   }
 
   // Prepares the coding of byte `t` of `lane`; the frame bytes it may read are known.
-  void begin_byte(Lane& lane, size_t t) {
+  VORTEX_INLINE void begin_byte(Lane& lane, size_t t) {
     lane_ = &lane;
     t_ = t;
     position_ = lane.start + t;
@@ -545,7 +545,7 @@ class Model {
   }
 
   // Ends the byte begun by begin_byte, now known to be `byte`.
-  void end_byte(int byte) {
+  VORTEX_INLINE void end_byte(int byte) {
     Lane& lane = *lane_;
     for (int i = 0; i < kContexts; ++i) {
       Bucket* b = first_[i];
@@ -567,7 +567,7 @@ class Model {
 
  private:
   // Follows match model m past `byte`, or looks for a new match when it has none.
-  void update_match(int m, Lane& lane, int byte) {
+  VORTEX_INLINE void update_match(int m, Lane& lane, int byte) {
     Match& match = lane.match[m];
     if (match.length > 0) {
       if (frame_[match.pointer] == byte && match.pointer + 1 < size_ && known(match.pointer + 1)) {
@@ -697,8 +697,9 @@ struct CodeLengthTable {
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
 // with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
 // lane's string there (for the tests that hold the streams equal to torchac's).
-EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes, const Params& params,
-                          bool measure, std::vector<std::string>* probabilities = nullptr) {
+VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
+                                              const Params& params, bool measure,
+                                              std::vector<std::string>* probabilities = nullptr) {
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
   static const CodeLengthTable code_length_table;
@@ -732,8 +733,9 @@ EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes, const 
 }
 
 // Decodes `size` bytes from one stream per lane.
-std::string decode_frame(const std::vector<std::pair<const uint8_t*, size_t>>& streams,
-                         size_t size, const Params& params) {
+VORTEX_MULTIVERSION std::string decode_frame(
+    const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
+    const Params& params) {
   const size_t lanes = streams.size();
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
