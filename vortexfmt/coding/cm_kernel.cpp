@@ -206,6 +206,11 @@ class Mixer {
   Mixer(int sets, int32_t initial, int shift)
       : w_(size_t(sets) * N, static_cast<int16_t>(initial)), shift_(shift) {}
 
+  VORTEX_INLINE void prefetch(int set) const {
+    const int16_t* w = &w_[size_t(set) * N];
+    __builtin_prefetch(w);
+    __builtin_prefetch(w + N - 1);
+  }
   VORTEX_INLINE int32_t mix(const int16_t* __restrict__ x, int set) {
     selected_ = &w_[size_t(set) * N];
     const int16_t* __restrict__ w = selected_;
@@ -222,9 +227,13 @@ class Mixer {
     // every change would round to 0 (|x| <= 2047): the weights stay as they are
     if (error > -8 && error < 8) return;
     int16_t* __restrict__ w = selected_;
+    const int16_t e = static_cast<int16_t>(error);
     for (int i = 0; i < N; ++i) {
-      const int16_t change = static_cast<int16_t>((x[i] * error + 0x4000) >> 15);
-      w[i] = static_cast<int16_t>(std::clamp(w[i] + change, -kWeightLimit, kWeightLimit));
+      // |change| < 2^11 and |w| <= 2^14: the sum fits 16 bits, and vector units add 16-bit
+      // lanes
+      const int16_t change = static_cast<int16_t>((x[i] * e + 0x4000) >> 15);
+      const int16_t sum = static_cast<int16_t>(w[i] + change);
+      w[i] = std::clamp<int16_t>(sum, -kWeightLimit, kWeightLimit);
     }
   }
   int32_t p() const { return p_; }
@@ -480,12 +489,12 @@ class Model {
     order2_hash_ = static_cast<uint32_t>(hash_context(h & 0xffff, 5) >> 52);
     bit_ = 0;
     c0_ = 1;
+    prefetch_mixing();
   }
 
   // The probability (16 bits, 1..65535) that the next bit is a 1.
   VORTEX_INLINE int32_t predict() {
     const uint32_t c1 = lane_->history & 0xff;
-    apm_order1_.prefetch(c0_ | c1 << 8);  // read after the mixers: ask for it now
     const int node = node_index();
     int16_t* x = x_;
     int n = 0;
@@ -497,12 +506,8 @@ class Model {
     for (int m = 0; m < kMatchModels; ++m)
       x[n++] = match_expects(m) ? stretch(matches_.p(size_t(m) * 128 + match_index(m))) : 0;
     x[n++] = 256;
-    // weight sets by: match length and contexts seen before; the partial byte; the previous
-    // byte; the record column; the last two bytes (hashed) with the partial byte
-    const int sets[kMixers] = {
-        seen_ * 32 + match_bucket_[longest_], static_cast<int>(c0_),
-        static_cast<int>(c1 * 8 + bit_), (std::min(column_, 127) * 8 + bit_) & 1023,
-        static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095)};
+    int sets[kMixers];
+    mixer_sets(sets);
     for (int k = 0; k < kMixers; ++k) mixed_[k] = static_cast<int16_t>(mixers_[k].mix(x, sets[k]));
     const int32_t st = final_.mix(mixed_, bit_);
     const int32_t a0 = apm_order0_.p(st, c0_);
@@ -531,6 +536,7 @@ class Model {
     apm_match_.update(bit);
     c0_ = c0_ << 1 | bit;
     ++bit_;
+    if (bit_ < 8) prefetch_mixing();
     if (bit_ == 3) {  // the second nibble's buckets are one of two: ask memory for both
       for (int i = 0; i < kContexts; ++i) {
         tables_[i].prefetch(hash_context(context_hash_[i], c0_ << 1));
@@ -547,6 +553,15 @@ class Model {
   // Ends the byte begun by begin_byte, now known to be `byte`.
   VORTEX_INLINE void end_byte(int byte) {
     Lane& lane = *lane_;
+    uint16_t& followers = indirect1_[lane.history & 0xff];
+    followers = static_cast<uint16_t>(followers << 8 | byte);
+    lane.older = lane.older << 8 | lane.history >> 56;
+    lane.history = lane.history << 8 | static_cast<uint64_t>(byte);
+    size_t slot[kMatchModels];
+    for (int m = 0; m < kMatchModels; ++m) {  // read below: ask memory now
+      slot[m] = match_slot(m, lane);
+      __builtin_prefetch(&match_table_[m][slot[m]]);
+    }
     for (int i = 0; i < kContexts; ++i) {
       Bucket* b = first_[i];
       if (b->run_count != 0 && b->run_byte == byte) {
@@ -556,18 +571,24 @@ class Model {
         b->run_count = 1;
       }
     }
-    uint16_t& followers = indirect1_[lane.history & 0xff];
-    followers = static_cast<uint16_t>(followers << 8 | byte);
-    lane.older = lane.older << 8 | lane.history >> 56;
-    lane.history = lane.history << 8 | static_cast<uint64_t>(byte);
     const bool letter = (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') || byte >= 128;
     lane.word = letter ? (lane.word ^ static_cast<uint32_t>(byte | 32)) * 0x2F0F1u : 0;
-    for (int m = 0; m < kMatchModels; ++m) update_match(m, lane, byte);
+    for (int m = 0; m < kMatchModels; ++m) update_match(m, lane, byte, slot[m]);
   }
 
  private:
-  // Follows match model m past `byte`, or looks for a new match when it has none.
-  VORTEX_INLINE void update_match(int m, Lane& lane, int byte) {
+  // The match table slot of the lane's last kMatchOrder[m] bytes.
+  VORTEX_INLINE size_t match_slot(int m, const Lane& lane) const {
+    const int order = kMatchOrder[m];
+    const uint64_t context =
+        order <= 8 ? lane.history & (~0ull >> (64 - 8 * order))
+                   : lane.history ^ hash_context(lane.older & (~0ull >> (128 - 8 * order)), 98);
+    return hash_context(context, 99 + m) >> (64 - match_bits_);
+  }
+
+  // Follows match model m past `byte`, or looks for a new match when it has none; `slot`
+  // is match_slot(m, lane).
+  VORTEX_INLINE void update_match(int m, Lane& lane, int byte, size_t slot) {
     Match& match = lane.match[m];
     if (match.length > 0) {
       if (frame_[match.pointer] == byte && match.pointer + 1 < size_ && known(match.pointer + 1)) {
@@ -579,11 +600,7 @@ class Model {
     }
     const int order = kMatchOrder[m];
     if (t_ + 1 < static_cast<size_t>(order)) return;
-    const uint64_t context =
-        order <= 8 ? lane.history & (~0ull >> (64 - 8 * order))
-                   : lane.history ^ hash_context(lane.older & (~0ull >> (128 - 8 * order)), 98);
     uint32_t* table = match_table_[m];
-    const size_t slot = hash_context(context, 99 + m) >> (64 - match_bits_);
     if (match.length == 0 && table[slot] != 0) {
       // the frame position that followed the context's last occurrence: a match when it
       // is known and at least `order` bytes before it agree with the lane's last
@@ -600,6 +617,25 @@ class Model {
       }
     }
     table[slot] = static_cast<uint32_t>(position_ + 2);  // the next position, + 1
+  }
+
+  // The weight set of each mixer for the current bit, by: match length and contexts seen
+  // before; the partial byte; the previous byte; the record column; the last two bytes
+  // (hashed) with the partial byte.
+  VORTEX_INLINE void mixer_sets(int* sets) const {
+    const uint32_t c1 = lane_->history & 0xff;
+    sets[0] = seen_ * 32 + match_bucket_[longest_];
+    sets[1] = static_cast<int>(c0_);
+    sets[2] = static_cast<int>(c1 * 8 + bit_);
+    sets[3] = (std::min(column_, 127) * 8 + bit_) & 1023;
+    sets[4] = static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095);
+  }
+  // Asks memory for the rows the next predict() reads first (outputs do not depend on it).
+  VORTEX_INLINE void prefetch_mixing() const {
+    int sets[kMixers];
+    mixer_sets(sets);
+    for (int k = 0; k < kMixers; ++k) mixers_[k].prefetch(sets[k]);
+    apm_order1_.prefetch(c0_ | (lane_->history & 0xff) << 8);
   }
 
   // Node of the current bit in its nibble's tree: 0, then 1-2, 3-6, 7-14.
