@@ -232,6 +232,20 @@ def test_check_report_lists_damage_with_raw_ranges():
     assert report.raw_written == 512
 
 
+@pytest.mark.parametrize("codec", ["zstd", "cm"])
+@pytest.mark.parametrize("salvage", [False, True])
+@pytest.mark.parametrize("threads", [2, 3, 9])
+def test_check_reports_the_same_with_frames_decoded_on_threads(codec, salvage, threads):
+    blob = damage_payload(archive(codec), 2, 3, 6)
+
+    def check(threads: int):
+        sink = io.BytesIO()
+        report = check_archive(io.BytesIO(blob), sink, salvage=salvage, threads=threads)
+        return report.damage, report.raw_written, sink.getvalue()
+
+    assert check(threads) == check(1)
+
+
 def test_check_report_of_a_salvage():
     sink = io.BytesIO()
     report = check_archive(io.BytesIO(damage_payload(archive(), 2)), sink, salvage=True)

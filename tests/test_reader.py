@@ -10,7 +10,7 @@ from conftest import ArchiveEditor, NonSeekable, text
 
 import vortexfmt
 from vortexfmt import ArchiveReader, FrameDamageError, VortexFormatError, spec
-from vortexfmt.container import reader as reader_module
+from vortexfmt.container import readahead as readahead_module
 from vortexfmt.container import structures
 from vortexfmt.container.structures import IndexEntry
 
@@ -33,13 +33,13 @@ def stored() -> bytes:
 def decodes(monkeypatch) -> list[int]:
     """Frame numbers the seekable reader decodes, in order."""
     seen: list[int] = []
-    original = reader_module.load_indexed_frame
+    original = readahead_module.decode_indexed_frame
 
-    def counting(fileobj, base, number, *args):
+    def counting(header, payload, number, *args):
         seen.append(number)
-        return original(fileobj, base, number, *args)
+        return original(header, payload, number, *args)
 
-    monkeypatch.setattr(reader_module, "load_indexed_frame", counting)
+    monkeypatch.setattr(readahead_module, "decode_indexed_frame", counting)
     return seen
 
 
@@ -213,6 +213,50 @@ def test_reading_through_decodes_each_frame_once(stored, decodes):
     with open_reader(stored) as reader:
         reader.read()
     assert decodes == list(range(8))
+
+
+# --- Reading ahead on threads ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [2, 3, 16])
+def test_reading_through_with_threads_gives_the_content(blob, threads):
+    with ArchiveReader(io.BytesIO(blob), threads=threads) as reader:
+        assert reader.read() == CONTENT
+
+
+def test_reading_through_with_threads_decodes_each_frame_once(stored, decodes):
+    with ArchiveReader(io.BytesIO(stored), threads=3) as reader:
+        assert reader.read(FRAME // 2) == CONTENT[:FRAME // 2]
+        assert sorted(decodes) == [0, 1, 2]  # the frame read and the two after it
+        assert reader.read() == CONTENT[FRAME // 2:]
+    assert sorted(decodes) == list(range(8))
+
+
+def test_a_seek_with_threads_decodes_only_the_frame_it_lands_in(stored, decodes):
+    with ArchiveReader(io.BytesIO(stored), threads=4) as reader:
+        reader.seek(5 * FRAME + 10)
+        assert reader.read(20) == CONTENT[5 * FRAME + 10:5 * FRAME + 30]
+        reader.seek(2 * FRAME)
+        assert reader.read(1) == CONTENT[2 * FRAME:2 * FRAME + 1]
+    assert decodes == [5, 2]
+
+
+@pytest.mark.parametrize("codec", ["stored", "zstd", "cm"])
+def test_damage_read_ahead_is_raised_only_at_its_frame(codec):
+    blob = vortexfmt.compress(CONTENT, codec=codec, frame_size=FRAME)
+    editor = ArchiveEditor(blob)
+    entry = vortexfmt.ArchiveReader(io.BytesIO(blob)).layout.frames[4]
+    editor.flip(entry.frame_offset + spec.FRAME_HEADER_SIZE + entry.payload_size // 2, 3)
+    with ArchiveReader(io.BytesIO(bytes(editor)), threads=8) as reader:
+        assert reader.read(4 * FRAME) == CONTENT[:4 * FRAME]  # frame 4 is decoded by now
+        with pytest.raises(FrameDamageError, match=r"frame 4 \(raw bytes 400..499\)"):
+            reader.read(1)
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_threads_below_one_are_a_value_error(stored, threads):
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        ArchiveReader(io.BytesIO(stored), threads=threads)
 
 
 def test_stream_seeks_forward_by_reading():

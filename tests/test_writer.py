@@ -210,6 +210,59 @@ def test_codec_counts():
     assert writer.codec_counts == {spec.CodecId.ZSTD: 3}
 
 
+# --- Frames encoded on several threads ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["auto", "cm", "zstd", "lzma", "stored"])
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_threads_write_the_archive_one_thread_writes(codec, threads):
+    content = text(3000) + noise(700) + text(2500)  # 13 frames, some text, some noise
+    one = vortexfmt.compress(content, codec=codec, frame_size=512)
+    assert vortexfmt.compress(content, codec=codec, frame_size=512, threads=threads) == one
+    assert vortexfmt.decompress(one, threads=threads) == content
+
+
+def test_threads_keep_tell_progress_and_counts_whole():
+    seen = []
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="zstd", frame_size=64, threads=4, progress=seen.append)
+    writer.write(text(300))
+    assert writer.tell() == 300  # frames still being encoded count as written
+    writer.close()
+    assert seen == [64, 64, 64, 64, 44]  # in frame order, from the calling thread
+    assert writer.codec_counts == {spec.CodecId.ZSTD: 5}
+    assert writer.raw_size == 300 and writer.packed_size == len(sink.getvalue())
+
+
+def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(monkeypatch):
+    from vortexfmt.codecs import FrameEncoder
+
+    original = FrameEncoder.encode
+
+    def failing(self, raw):
+        if raw.startswith(b"FAIL"):
+            raise RuntimeError("encoder failed")
+        return original(self, raw)
+
+    monkeypatch.setattr(FrameEncoder, "encode", failing)
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        with ArchiveWriter(io.BytesIO(), codec="zstd", frame_size=64, threads=3) as writer:
+            writer.write(text(64) + b"FAIL" + text(60) + text(500))
+
+
+def test_model_codecs_encode_on_the_calling_thread(tiny_model):
+    with ArchiveWriter(io.BytesIO(), codec="neural", model=tiny_model, threads=4) as writer:
+        assert writer.threads == 1
+    with ArchiveWriter(io.BytesIO(), codec="auto", threads=4) as writer:
+        assert writer.threads == 4
+
+
+@pytest.mark.parametrize("threads", [0, -2])
+def test_threads_below_one_are_a_value_error(threads):
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        ArchiveWriter(io.BytesIO(), threads=threads)
+
+
 # --- File object behaviour ---------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from vortexfmt.container.writer import (
 
 
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
-         model: object | None = None, device: str | None = None,
+         model: object | None = None, device: str | None = None, threads: int = 1,
          encoding: str | None = None, errors: str | None = None,
          newline: str | None = None):
     """Open a Vortex archive for reading or writing, like gzip.open().
@@ -25,7 +25,9 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     `newline` apply). Reading returns an ArchiveReader, writing an ArchiveWriter; `codec`,
     `frame_size` apply to writing; `model` (a model file path, id or ModelFile; default:
     the built-in model when writing, the archive's own model when reading) and `device`
-    ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way.
+    ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way. `threads` is how
+    many frames are encoded, or decoded ahead of a reader, at once (the archive is the same
+    for any number; each thread holds a frame and its codec's state).
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")
@@ -34,18 +36,19 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError(f"invalid mode {mode!r}")
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     if binary_mode != "r":
-        check_writer_arguments(codec, frame_size)  # before a file is created
+        check_writer_arguments(codec, frame_size, threads)  # before a file is created
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
     try:
         if binary_mode == "r":
             stream = ArchiveReader(fileobj, model=model, device=device,
-                                   close_fileobj=owns_file)
+                                   close_fileobj=owns_file, threads=threads)
         else:
             stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
-                                   device=device,
-                                   close_fileobj=owns_file)
+                                   device=device, close_fileobj=owns_file, threads=threads)
     except BaseException:
         if owns_file:
             fileobj.close()
@@ -56,16 +59,19 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
 
 
 def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
-             model: object | None = None, device: str | None = None) -> bytes:
-    """Return a whole archive holding `data`."""
+             model: object | None = None, device: str | None = None,
+             threads: int = 1) -> bytes:
+    """Return a whole archive holding `data` (the same bytes for any `threads`)."""
     sink = io.BytesIO()
     with ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
-                       device=device) as writer:
+                       device=device, threads=threads) as writer:
         writer.write(data)
     return sink.getvalue()
 
 
-def decompress(blob: bytes, *, model: object | None = None, device: str | None = None) -> bytes:
+def decompress(blob: bytes, *, model: object | None = None, device: str | None = None,
+               threads: int = 1) -> bytes:
     """Return the raw content of a whole archive; raises VortexFormatError on damage."""
-    with ArchiveReader(io.BytesIO(blob), model=model, device=device) as reader:
+    with ArchiveReader(io.BytesIO(blob), model=model, device=device,
+                       threads=threads) as reader:
         return reader.read()  # reading to the end checks the whole-content checksum

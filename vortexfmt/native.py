@@ -25,6 +25,7 @@ _SOURCES = {
 #: VORTEX_NATIVE=0 does not turn them off.
 _REQUIRED = {"cm"}
 _built: dict[str, object | None] = {}
+_build_lock = threading.Lock()  # frames coded on several threads may ask at once
 #: Whether a slow load says what it is doing (`vortex -q` turns it off).
 announce_builds = True
 ANNOUNCE_AFTER_S = 2.0  # a load from the build cache takes well under this
@@ -72,24 +73,32 @@ def kernel(name: str):
     VORTEX_NATIVE does not apply to it, and without a compiler it is unavailable."""
     if os.environ.get("VORTEX_NATIVE", "1") == "0" and name not in _REQUIRED:
         return None
-    if name not in _built:
-        from torch.utils import cpp_extension
-
-        try:
-            _built[name] = quietly(lambda: cpp_extension.load(
-                name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
-                # No -march=native: torch caches the build in the home directory, which
-                # clusters share between machines of different CPUs (it gained ~10%).
-                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
-                extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
-                verbose=False), f"building the C++ {name} kernel (first use only, ~25 s)")
-        except Exception as error:  # no compiler, no ninja: fall back to the reference
-            fallback = ("the cm codec is unavailable" if name in _REQUIRED
-                        else "using the slower torch reference")
-            print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
-                  f"{fallback}", file=sys.stderr)
-            _built[name] = None
+    if name in _built:
+        return _built[name]
+    with _build_lock:
+        if name not in _built:
+            _built[name] = _build(name)
     return _built[name]
+
+
+def _build(name: str):
+    """Build (or load from torch's cache) kernel `name`; None when it cannot be built."""
+    from torch.utils import cpp_extension
+
+    try:
+        return quietly(lambda: cpp_extension.load(
+            name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
+            # No -march=native: torch caches the build in the home directory, which
+            # clusters share between machines of different CPUs (it gained ~10%).
+            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+            extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
+            verbose=False), f"building the C++ {name} kernel (first use only, ~25 s)")
+    except Exception as error:  # no compiler, no ninja: fall back to the reference
+        fallback = ("the cm codec is unavailable" if name in _REQUIRED
+                    else "using the slower torch reference")
+        print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
+              f"{fallback}", file=sys.stderr)
+        return None
 
 
 def mixing_kernel():

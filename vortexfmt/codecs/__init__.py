@@ -82,6 +82,9 @@ class FrameEncoder:
                               if getattr(c, "model_id", None)), None)
         #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
         self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
+        #: Whether encode() may run on several threads at once: the model codecs run torch,
+        #: which has threads of its own, and keep state between frames.
+        self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
@@ -129,6 +132,11 @@ class FrameDecoders:
         self.model = model
         self.device = device
         self._model_codecs: dict[int, FrameCodec] = {}
+
+    @staticmethod
+    def thread_safe(codec_id: int) -> bool:
+        """Whether frames of `codec_id` may be decoded on several threads at once."""
+        return codec_id not in MODEL_CODEC_IDS
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
         if codec_id not in MODEL_CODEC_IDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lzma
+import threading
 
 import zstandard
 
@@ -18,6 +19,7 @@ class StoredCodec:
 
     codec_id = CodecId.STORED
     name = "stored"
+    thread_safe = True
 
     def encode(self, raw: bytes) -> bytes:
         return bytes(raw)
@@ -34,13 +36,18 @@ class ZstdCodec:
 
     codec_id = CodecId.ZSTD
     name = "zstd"
+    thread_safe = True
 
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
-        self._compressor = zstandard.ZstdCompressor(
-            level=level, write_content_size=False, write_checksum=False)
+        self.level = level
+        self._local = threading.local()  # a ZstdCompressor must not be shared by threads
 
     def encode(self, raw: bytes) -> bytes:
-        return self._compressor.compress(raw)
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = self._local.compressor = zstandard.ZstdCompressor(
+                level=self.level, write_content_size=False, write_checksum=False)
+        return compressor.compress(raw)
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:
         # max_output_size bounds the allocation: a payload can never expand past its frame.
@@ -66,6 +73,7 @@ class LzmaCodec:
 
     codec_id = CodecId.LZMA
     name = "lzma"
+    thread_safe = True
 
     def encode(self, raw: bytes) -> bytes:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": LZMA_PRESET,

@@ -9,6 +9,7 @@ in integer arithmetic. It needs no trained model, so archives that use it record
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 from construct import ConstructError, StreamError
@@ -69,6 +70,9 @@ class CmCodec:
     #: `auto` tries cm on frames of at least this many bytes: below, setting up its tables
     #: (about a millisecond) costs more than the few bytes it could save over lzma.
     auto_min_raw_size = 256
+    #: Frames may be encoded and decoded on several threads at once (the kernel keeps no
+    #: state between calls and lets go of the GIL).
+    thread_safe = True
 
     @staticmethod
     def usable() -> bool:
@@ -81,6 +85,7 @@ class CmCodec:
         self.lanes = lanes
         self.max_table_bits = max_table_bits
         self.stats = CmStats()
+        self._stats_lock = threading.Lock()
 
     def encode(self, raw: bytes) -> bytes:
         raw = bytes(raw)
@@ -93,10 +98,11 @@ class CmCodec:
             "stride": stride, "lanes": lanes})
         header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]},
                                              lanes=lanes)
-        self.stats.ideal_bits += ideal_bits
-        self.stats.coded_bytes += sum(len(s) for s in streams)
-        self.stats.overhead_bytes += len(header)
-        self.stats.coded_raw_bytes += len(raw)
+        with self._stats_lock:
+            self.stats.ideal_bits += ideal_bits
+            self.stats.coded_bytes += sum(len(s) for s in streams)
+            self.stats.overhead_bytes += len(header)
+            self.stats.coded_raw_bytes += len(raw)
         return header + b"".join(streams)
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import xxhash
 
 from vortexfmt.codecs import FrameDecoders
-from vortexfmt.container.frames import describe, load_indexed_frame
+from vortexfmt.container.frames import describe
 from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
+from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.structures import IndexEntry
 from vortexfmt.errors import FrameDamageError
 
@@ -43,13 +44,15 @@ class CheckReport:
 
 def check_archive(fileobj, sink=None, *, model: object | None = None,
                   device: str | None = None, salvage: bool = False,
-                  progress: Callable[[int], None] | None = None) -> CheckReport:
+                  progress: Callable[[int], None] | None = None,
+                  threads: int = 1) -> CheckReport:
     """Decode every frame of the seekable archive `fileobj`, writing raw content to `sink`.
 
     Without `salvage`, a damaged seek index or trailer raises VortexFormatError, and after
     the first damaged frame nothing more is written to `sink` (decoding goes on, so that
     every damaged frame is reported). With `salvage`, the frame table is rebuilt by scanning
-    when the index is unusable, and damaged or missing frames are written as zeros.
+    when the index is unusable, and damaged or missing frames are written as zeros. With
+    `threads` > 1, that many frames are decoded at once (FrameReadAhead).
     """
     base = fileobj.tell()
     layout = rebuild_layout(fileobj) if salvage else read_layout(fileobj)
@@ -57,10 +60,30 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     report = CheckReport(layout)
     decoders = FrameDecoders(layout.header.model_id, model, device)
     content_hash = xxhash.xxh64()
-    writing = sink is not None
     frame_size = layout.header.frame_size
     by_number = _frames_by_number(layout)
     count = max(by_number, default=-1) + 1
+    with FrameReadAhead(fileobj, layout.base, by_number, layout.header, decoders,
+                        threads) as frames:
+        _check_frames(report, frames, by_number, count, sink, salvage, progress,
+                      content_hash)
+    if layout.trailer is None:
+        end = count * frame_size if not by_number else \
+            by_number[count - 1].raw_offset + by_number[count - 1].raw_size
+        report.damage.append(Damage(None, end, None, "seek index or trailer missing or "
+                                    "damaged: the archive may be truncated"))
+    elif report.ok and content_hash.intdigest() != layout.trailer.content_checksum:
+        report.damage.append(Damage(None, 0, layout.raw_size,
+                                    "whole-content checksum mismatch"))
+    return report
+
+
+def _check_frames(report: CheckReport, frames: FrameReadAhead,
+                  by_number: dict[int, IndexEntry], count: int, sink, salvage: bool,
+                  progress: Callable[[int], None] | None, content_hash) -> None:
+    """The frame loop of check_archive."""
+    frame_size = report.layout.header.frame_size
+    writing = sink is not None
     for number in range(count):
         entry = by_number.get(number)
         if entry is None:
@@ -71,8 +94,7 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
         else:
             size = entry.raw_size
             try:
-                raw = load_indexed_frame(fileobj, layout.base, number, entry, layout.header,
-                                         decoders)
+                raw = frames.frame(number)
             except FrameDamageError as error:
                 raw = None
                 report.damage.append(Damage(number, entry.raw_offset, size, str(error)))
@@ -88,15 +110,6 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
                 report.raw_written += len(raw)
         if progress is not None:
             progress(size)
-    if layout.trailer is None:
-        end = count * frame_size if not by_number else \
-            by_number[count - 1].raw_offset + by_number[count - 1].raw_size
-        report.damage.append(Damage(None, end, None, "seek index or trailer missing or "
-                                    "damaged: the archive may be truncated"))
-    elif report.ok and content_hash.intdigest() != layout.trailer.content_checksum:
-        report.damage.append(Damage(None, 0, layout.raw_size,
-                                    "whole-content checksum mismatch"))
-    return report
 
 
 def _frames_by_number(layout: Layout) -> dict[int, IndexEntry]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from vortexfmt import spec
 from vortexfmt.codecs import FrameDecoders, codec_name
 from vortexfmt.container import structures
@@ -49,8 +51,15 @@ def load_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
 
     Any damage raises FrameDamageError carrying the frame's raw byte range.
     """
-    where = describe(number, entry.raw_offset, entry.raw_size, entry.frame_offset)
-    try:
+    header, payload = read_indexed_frame(fileobj, base, number, entry, file_header)
+    return decode_indexed_frame(header, payload, number, entry, decoders)
+
+
+def read_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
+                       file_header: FileHeader) -> tuple[FrameHeader, bytes]:
+    """The header and payload of frame `number`, checked against its index entry; the
+    first half of load_indexed_frame (the half that touches the file)."""
+    with _as_frame_damage(number, entry):
         fileobj.seek(base + entry.frame_offset)
         header = read_frame_header(fileobj, entry.frame_offset, file_header)
         if (header.frame_number, header.raw_size, header.payload_size) != \
@@ -58,7 +67,27 @@ def load_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
             raise VortexFormatError("frame header disagrees with the seek index")
         payload = read_exact(fileobj, header.payload_size, "frame payload",
                              entry.frame_offset + spec.FRAME_HEADER_SIZE)
-        return decode_payload(header, payload, decoders, where)
+    return header, payload
+
+
+def decode_indexed_frame(header: FrameHeader, payload: bytes, number: int, entry: IndexEntry,
+                         decoders: FrameDecoders) -> bytes:
+    """The raw bytes of a frame read by read_indexed_frame; the second half of
+    load_indexed_frame (safe on a worker thread when the codec is thread-safe)."""
+    with _as_frame_damage(number, entry):
+        return decode_payload(header, payload, decoders, _where(number, entry))
+
+
+def _where(number: int, entry: IndexEntry) -> str:
+    return describe(number, entry.raw_offset, entry.raw_size, entry.frame_offset)
+
+
+@contextmanager
+def _as_frame_damage(number: int, entry: IndexEntry):
+    """Turn a VortexFormatError into a FrameDamageError naming the frame's raw bytes."""
+    where = _where(number, entry)
+    try:
+        yield
     except FrameDamageError:
         raise
     except VortexFormatError as error:

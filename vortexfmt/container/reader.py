@@ -18,12 +18,9 @@ import xxhash
 from vortexfmt import spec
 from vortexfmt.codecs import FrameDecoders
 from vortexfmt.container import structures
-from vortexfmt.container.frames import (
-    decode_payload,
-    describe,
-    load_indexed_frame,
-)
+from vortexfmt.container.frames import decode_payload, describe
 from vortexfmt.container.layout import Layout, read_exact, read_file_header, read_layout
+from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import VortexFormatError
 
@@ -38,7 +35,10 @@ def _is_seekable(fileobj) -> bool:
 class FrameReader(io.RawIOBase):
     """Raw-content reader over an archive; see the module docstring."""
 
-    def __init__(self, fileobj, model: object | None = None, device: str | None = None) -> None:
+    def __init__(self, fileobj, model: object | None = None, device: str | None = None,
+                 threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         self._fileobj = fileobj
         self._seekable = _is_seekable(fileobj)
         if self._seekable:
@@ -52,6 +52,9 @@ class FrameReader(io.RawIOBase):
             self._stream_entries: list[IndexEntry] = []
             self._stream_done = False
         self._decoders = FrameDecoders(self.header.model_id, model, device)
+        self._frames = FrameReadAhead(fileobj, self.layout.base, self.layout.frames,
+                                      self.header, self._decoders, threads) \
+            if self._seekable else None
         self._position = 0
         self._frame_number = -1
         self._frame_start = 0
@@ -84,6 +87,11 @@ class FrameReader(io.RawIOBase):
 
     def tell(self) -> int:
         return self._position
+
+    def close(self) -> None:
+        if self._frames is not None:
+            self._frames.close()
+        super().close()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
@@ -121,10 +129,9 @@ class FrameReader(io.RawIOBase):
             if self._position >= self.layout.raw_size:
                 return False
             number = bisect.bisect_right(self._raw_starts, self._position) - 1
-            entry = self.layout.frames[number]
-            self._frame = load_indexed_frame(self._fileobj, self.layout.base, number, entry,
-                                             self.header, self._decoders)
-            self._frame_number, self._frame_start = number, entry.raw_offset
+            self._frame = self._frames.frame(number)
+            self._frame_number = number
+            self._frame_start = self.layout.frames[number].raw_offset
             return True
         while not self._stream_done:
             if self._read_stream_block():
@@ -213,15 +220,17 @@ class ArchiveReader(io.BufferedIOBase):
 
     Supports read, read1, readinto, readline, iteration, peek, and seek/tell on raw
     positions (forward only when `fileobj` is not seekable). Damage raises
-    VortexFormatError (FrameDamageError for a frame) naming what and where.
+    VortexFormatError (FrameDamageError for a frame) naming what and where. With
+    `threads` > 1, reading a seekable archive in order decodes that many frames at once
+    (vortexfmt.container.readahead); a seek decodes only the frame it lands in.
     """
 
     def __init__(self, fileobj, *, model: object | None = None, device: str | None = None,
-                 close_fileobj: bool = False) -> None:
+                 close_fileobj: bool = False, threads: int = 1) -> None:
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         try:
-            self._raw = FrameReader(fileobj, model, device)
+            self._raw = FrameReader(fileobj, model, device, threads)
         except BaseException:
             if close_fileobj:
                 fileobj.close()

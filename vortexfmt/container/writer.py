@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import xxhash
 
@@ -15,8 +17,10 @@ from vortexfmt.container.structures import IndexEntry
 DEFAULT_FRAME_SIZE = 4 << 20
 
 
-def check_writer_arguments(codec: str, frame_size: int) -> None:
-    """Raise ValueError for a codec name or frame size a writer cannot use."""
+def check_writer_arguments(codec: str, frame_size: int, threads: int = 1) -> None:
+    """Raise ValueError for a codec name, frame size or thread count a writer cannot use."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     if codec not in WRITER_CODEC_CHOICES:
         raise ValueError(f"unknown codec {codec!r}; choose one of "
                          f"{', '.join(WRITER_CODEC_CHOICES)}")
@@ -33,14 +37,24 @@ class ArchiveWriter(io.BufferedIOBase):
     seek index and trailer are written by close(). The underlying file is only ever appended
     to, so pipes and stdout work. `progress`, if given, is called with the number of raw
     bytes each written frame holds.
+
+    With `threads` > 1, up to that many frames are encoded at once on worker threads and
+    written in order as they finish: the archive is byte for byte the one a single thread
+    writes, and memory holds up to `threads` + 1 frames (and each frame's codec state:
+    cm takes about 330 MiB for a 4 MiB frame). The model codecs (neural, mixed) encode on
+    the calling thread whatever `threads` says: torch has threads of its own.
     """
 
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
                  model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False,
-                 progress: Callable[[int], None] | None = None) -> None:
-        check_writer_arguments(codec, frame_size)
+                 progress: Callable[[int], None] | None = None, threads: int = 1) -> None:
+        check_writer_arguments(codec, frame_size, threads)
         self._encoder = FrameEncoder(codec, model, device, frame_size)
+        self.threads = threads if self._encoder.thread_safe else 1
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
+            if self.threads > 1 else None
+        self._in_flight: deque[tuple[bytes, Future]] = deque()
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         self._progress = progress
@@ -73,7 +87,8 @@ class ArchiveWriter(io.BufferedIOBase):
     def tell(self) -> int:
         """Raw bytes written so far."""
         self._check_open()
-        return self._raw_size + len(self._pending)
+        return self._raw_size + sum(len(raw) for raw, _ in self._in_flight) + \
+            len(self._pending)
 
     def flush(self) -> None:
         """Flush the underlying file. A partial frame stays buffered: frames are whole."""
@@ -88,6 +103,7 @@ class ArchiveWriter(io.BufferedIOBase):
             if self._pending:
                 self._write_frame(bytes(self._pending))
                 self._pending.clear()
+            self._drain(0)
             index_offset = self._offset
             self._emit(structures.build_index(self._index))
             self._emit(structures.build_trailer(index_offset, self._raw_size,
@@ -96,6 +112,8 @@ class ArchiveWriter(io.BufferedIOBase):
                 self._fileobj.flush()
         finally:
             try:
+                if self._pool is not None:  # after an error: frames not yet begun are dropped
+                    self._pool.shutdown(wait=True, cancel_futures=True)
                 super().close()  # calls flush(), so before the file it flushes is closed
             finally:
                 if self._close_fileobj:
@@ -119,7 +137,21 @@ class ArchiveWriter(io.BufferedIOBase):
         return self._offset
 
     def _write_frame(self, raw: bytes) -> None:
-        codec_id, payload = self._encoder.encode(raw)
+        if self._pool is None:
+            self._emit_frame(raw, *self._encoder.encode(raw))
+            return
+        self._in_flight.append((raw, self._pool.submit(self._encoder.encode, raw)))
+        self._drain(self.threads)
+
+    def _drain(self, keep: int) -> None:
+        """Write encoded frames, in order, until at most `keep` are still being encoded."""
+        while len(self._in_flight) > keep:
+            raw, future = self._in_flight[0]
+            codec_id, payload = future.result()  # an encoder's error is raised here
+            self._in_flight.popleft()
+            self._emit_frame(raw, codec_id, payload)
+
+    def _emit_frame(self, raw: bytes, codec_id: int, payload: bytes) -> None:
         header = structures.build_frame_header(
             codec_id, len(self._index), len(raw), len(payload), spec.xxh64(raw))
         self._index.append(IndexEntry(self._offset, self._raw_size, len(raw), len(payload)))
