@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from vortexfmt.cli.sizes import SizeType
+from vortexfmt.cli.threads import resolve_threads, threads_option
 
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
 
@@ -25,8 +26,9 @@ from vortexfmt.codecs import WRITER_CODEC_CHOICES
               "objects with a `results` list) instead of a table.")
 @click.option("--plot", "plot_path", default=None, metavar="PNG",
               help="Draw bits per byte against unpack speed for every codec.")
+@threads_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json).")
-def bench(files, model, device, frame_size, codecs, as_json, plot_path, quiet):
+def bench(files, model, device, frame_size, codecs, threads, as_json, plot_path, quiet):
     """Measure bits per byte and pack/unpack MB/s of vortex and classical codecs on FILES.
 
     Every vortex result is unpacked and checked against the original.
@@ -38,7 +40,8 @@ def bench(files, model, device, frame_size, codecs, as_json, plot_path, quiet):
     try:
         for path in files:
             result = bench_file(Path(path), model=model, device=device,
-                                frame_size=frame_size, vortex_codecs=codecs)
+                                frame_size=frame_size, vortex_codecs=codecs,
+                                threads=resolve_threads(threads))
             results.append(result)
             if not quiet and not as_json:
                 click.echo(format_table([result]))

@@ -15,6 +15,7 @@ import click
 from vortexfmt.cli.files import STDIO, atomic_output, check_can_write
 from vortexfmt.cli.progress import progress_bar
 from vortexfmt.cli.sizes import SizeType
+from vortexfmt.cli.threads import resolve_threads, threads_option
 
 from vortexfmt import native
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, codec_name
@@ -69,9 +70,10 @@ def main() -> None:
 @click.option("--frame-size", type=SizeType(), default=DEFAULT_FRAME_SIZE, show_default=True,
               help="Raw bytes per frame (e.g. 256K, 1M).")
 @_model_option
+@threads_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @_quiet_option
-def pack(input_path, output, codec, frame_size, model, device, force, quiet):
+def pack(input_path, output, codec, frame_size, model, device, threads, force, quiet):
     """Compress INPUT (- for stdin) into a Vortex archive."""
     if output is None:
         output = STDIO if input_path == STDIO else input_path + SUFFIX
@@ -86,7 +88,8 @@ def pack(input_path, output, codec, frame_size, model, device, force, quiet):
         with progress_bar(total, "pack", quiet) as progress, \
                 atomic_output(output) as sink, \
                 ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
-                              device=device, progress=progress) as writer:
+                              device=device, progress=progress,
+                              threads=resolve_threads(threads)) as writer:
             shutil.copyfileobj(source, writer, COPY_CHUNK)
     except VortexError as error:
         fail(str(error))
@@ -122,11 +125,12 @@ def _display(path: str, *, output: bool = False) -> str:
 @click.option("-o", "--output", default=None,
               help="File to write (default ARCHIVE without .vtx; - for stdout).")
 @_model_option
+@threads_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--salvage", is_flag=True,
               help="Write every intact frame, fill damaged ranges with zeros, list them.")
 @_quiet_option
-def unpack(archive, output, model, device, force, salvage, quiet):
+def unpack(archive, output, model, device, threads, force, salvage, quiet):
     """Decompress ARCHIVE (- for stdin), checking every checksum.
 
     On damage the exit status is 1, the damaged frames are named with their raw byte
@@ -151,7 +155,8 @@ def unpack(archive, output, model, device, force, salvage, quiet):
             with progress_bar(total, "unpack", quiet) as progress, \
                     atomic_output(output, keep_on=(_Damaged,) if salvage else ()) as sink:
                 report = check_archive(source, sink, model=model, device=device,
-                                       salvage=salvage, progress=progress)
+                                       salvage=salvage, progress=progress,
+                                       threads=resolve_threads(threads))
                 if not report.ok:
                     damaged = report
                     raise _Damaged()
@@ -170,15 +175,17 @@ def unpack(archive, output, model, device, force, salvage, quiet):
 @main.command()
 @click.argument("archive", metavar="ARCHIVE")
 @_model_option
+@threads_option
 @_quiet_option
-def verify(archive, model, device, quiet):
+def verify(archive, model, device, threads, quiet):
     """Decode all of ARCHIVE and check every checksum, writing nothing. Exit 0 or 1."""
     with _open_archive(archive, spool=True) as source:
         total = _raw_size_hint(source)
         try:
             with progress_bar(total, "verify", quiet) as progress:
                 report = check_archive(source, None, model=model, device=device,
-                                       progress=progress)
+                                       progress=progress,
+                                       threads=resolve_threads(threads))
         except VortexError as error:
             fail(f"{_display(archive)}: {error}")
     if not report.ok:

@@ -141,6 +141,24 @@ def test_refuses_to_write_an_archive_to_a_terminal(source):
     assert b"refusing to write an archive to a terminal" in result.stderr
 
 
+@pytest.mark.parametrize("threads", ["1", "2", "5", "0"])
+def test_threads_change_nothing_but_speed(cli, source, tmp_path, threads):
+    assert pack(cli, source, "-o", tmp_path / "one.vtx", "-T", "1", "-q").exit_code == 0
+    assert pack(cli, source, "-o", tmp_path / "many.vtx", "--threads", threads,
+                "-q").exit_code == 0
+    assert (tmp_path / "many.vtx").read_bytes() == (tmp_path / "one.vtx").read_bytes()
+    assert cli("unpack", tmp_path / "many.vtx", "-o", tmp_path / "out", "-T",
+               threads).exit_code == 0
+    assert (tmp_path / "out").read_bytes() == CONTENT
+    assert cli("verify", tmp_path / "many.vtx", "-T", threads, "-q").exit_code == 0
+
+
+def test_negative_threads_are_a_usage_error(cli, source):
+    result = pack(cli, source, "-T", "-1")
+    assert result.exit_code == 2
+    assert "-1 is not in the range x>=0" in result.stderr
+
+
 # --- Output names, overwriting, the input --------------------------------------------------------
 
 

@@ -77,8 +77,9 @@ def _result(name: str, size: int, packed: int, pack_s: float, unpack_s: float,
 
 
 def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None = None,
-                 codec: str = "auto") -> CodecResult:
-    """Pack and unpack with vortex; raises AssertionError if the round trip differs."""
+                 codec: str = "auto", threads: int = 1) -> CodecResult:
+    """Pack and unpack with vortex (`threads` frames at once); raises AssertionError if the
+    round trip differs."""
     from vortexfmt.api import decompress
     from vortexfmt.codecs import codec_name
     from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
@@ -86,14 +87,16 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     sink = io.BytesIO()
     start = time.perf_counter()
     with ArchiveWriter(sink, codec=codec, frame_size=frame_size or DEFAULT_FRAME_SIZE,
-                       model=model, device=device) as writer:
+                       model=model, device=device, threads=threads) as writer:
         writer.write(data)
     pack_s = time.perf_counter() - start
     blob = sink.getvalue()
-    restored, unpack_s = _timed(lambda: decompress(blob, model=model, device=device))
+    restored, unpack_s = _timed(lambda: decompress(blob, model=model, device=device,
+                                                   threads=threads))
     if restored != data:
         raise AssertionError("vortex round trip differs from the original")
-    extra = {"frames": {codec_name(c): n for c, n in sorted(writer.codec_counts.items())}}
+    extra = {"frames": {codec_name(c): n for c, n in sorted(writer.codec_counts.items())},
+             "threads": writer.threads}
     cm = next((c for c in writer.encoder.codecs if c.name == "cm"), None)
     if cm is not None and cm.stats.coded_raw_bytes:
         stats = cm.stats
@@ -117,10 +120,10 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
 
 
 def bench_file(path: Path, *, model=None, device=None, frame_size=None,
-               vortex_codecs=("auto",), classic: bool = True) -> FileResult:
+               vortex_codecs=("auto",), classic: bool = True, threads: int = 1) -> FileResult:
     data = path.read_bytes()
     results = [bench_vortex(data, model=model, device=device, frame_size=frame_size,
-                            codec=codec) for codec in vortex_codecs]
+                            codec=codec, threads=threads) for codec in vortex_codecs]
     skipped: dict[str, str] = {}
     if classic:
         codecs, skipped = _classic_codecs()
