@@ -250,6 +250,16 @@ def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(monkeypatch):
             writer.write(text(64) + b"FAIL" + text(60) + text(500))
 
 
+@pytest.mark.parametrize("content", [text(70_000), noise(70_000), text(40_000) + noise(40_000)],
+                         ids=["text", "noise", "both"])
+def test_auto_picks_the_same_codec_with_classic_codecs_on_a_side_thread(content, monkeypatch):
+    from vortexfmt import codecs
+
+    alongside = codecs.FrameEncoder("auto").encode(content)
+    monkeypatch.setattr(codecs, "SIDE_THREAD_MIN_RAW_SIZE", 1 << 40)  # all in turn
+    assert codecs.FrameEncoder("auto").encode(content) == alongside
+
+
 def test_model_codecs_encode_on_the_calling_thread(tiny_model):
     with ArchiveWriter(io.BytesIO(), codec="neural", model=tiny_model, threads=4) as writer:
         assert writer.threads == 1

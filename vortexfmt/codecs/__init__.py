@@ -6,6 +6,8 @@ neural codec) are imported lazily, so the container layer never imports torch it
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from vortexfmt.errors import UnsupportedCodecError, VortexFormatError
@@ -85,26 +87,67 @@ class FrameEncoder:
         #: Whether encode() may run on several threads at once: the model codecs run torch,
         #: which has threads of its own, and keep state between frames.
         self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
+        self._side_pool: ThreadPoolExecutor | None = None
+        self._side_pool_lock = threading.Lock()
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
         from vortexfmt.spec import max_payload_size
 
+        candidates = [c for c in self.codecs
+                      if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
+        classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
+        if self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE and \
+                0 < len(classic) < len(candidates):
+            # cm takes ten times as long as lzma and zstd together: run those alongside it
+            side = self._side().submit(lambda: [(c, c.encode(raw)) for c in classic])
+            rest = [(c, c.encode(raw)) for c in candidates if c not in classic]
+            done = dict(side.result() + rest)
+            results = [(c, done[c]) for c in candidates]  # candidates' order breaks ties
+        else:
+            results = self._encode_in_turn(candidates, raw)
         best: tuple[int, bytes] | None = None
-        for codec in self.codecs:
-            if self.auto and len(raw) < getattr(codec, "auto_min_raw_size", 0):
-                continue  # not worth its setup on so small a frame
-            if best is not None and hasattr(codec, "encode_if_smaller"):
-                payload = codec.encode_if_smaller(raw, len(best[1]))  # model codecs
-                if payload is None:
-                    continue
-            else:
-                payload = codec.encode(raw)
+        for codec, payload in results:
             if best is None or len(payload) < len(best[1]):
                 best = (codec.codec_id, payload)
         if len(best[1]) > max_payload_size(len(raw)):
             best = (CodecId.STORED, bytes(raw))
         return best
+
+    def close(self) -> None:
+        """Let the side thread go (encode() starts it again if called)."""
+        with self._side_pool_lock:
+            pool, self._side_pool = self._side_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    @staticmethod
+    def _encode_in_turn(candidates, raw: bytes) -> list[tuple[FrameCodec, bytes]]:
+        results: list[tuple[FrameCodec, bytes]] = []
+        for codec in candidates:
+            if results and hasattr(codec, "encode_if_smaller"):  # model codecs
+                smallest = min(len(payload) for _, payload in results)
+                payload = codec.encode_if_smaller(raw, smallest)
+                if payload is None:
+                    continue
+            else:
+                payload = codec.encode(raw)
+            results.append((codec, payload))
+        return results
+
+    def _side(self) -> ThreadPoolExecutor:
+        with self._side_pool_lock:
+            if self._side_pool is None:
+                self._side_pool = ThreadPoolExecutor(SIDE_THREADS,
+                                                     thread_name_prefix="vortex-classic")
+            return self._side_pool
+
+
+#: The classical codecs, which ``auto`` runs on a side thread while cm runs (frames of at
+#: least SIDE_THREAD_MIN_RAW_SIZE bytes; below, handing work over costs more than it saves).
+CLASSIC_CODEC_IDS = (CodecId.STORED, CodecId.ZSTD, CodecId.LZMA)
+SIDE_THREAD_MIN_RAW_SIZE = 64 << 10
+SIDE_THREADS = 32  # one per frame being encoded at once; started only as needed
 
 
 #: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest

@@ -114,6 +114,7 @@ class ArchiveWriter(io.BufferedIOBase):
             try:
                 if self._pool is not None:  # after an error: frames not yet begun are dropped
                     self._pool.shutdown(wait=True, cancel_futures=True)
+                self._encoder.close()
                 super().close()  # calls flush(), so before the file it flushes is closed
             finally:
                 if self._close_fileobj:
