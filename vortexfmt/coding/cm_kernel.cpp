@@ -229,9 +229,9 @@ class Mixer {
     int16_t* __restrict__ w = selected_;
     const int16_t e = static_cast<int16_t>(error);
     for (int i = 0; i < N; ++i) {
-      // |change| < 2^11 and |w| <= 2^14: the sum fits 16 bits, and vector units add 16-bit
-      // lanes
-      const int16_t change = static_cast<int16_t>((x[i] * e + 0x4000) >> 15);
+      // round(x * e / 2^15), written as compilers recognise pmulhrsw; |change| < 2^11 and
+      // |w| <= 2^14: the sum fits 16 bits, and vector units add 16-bit lanes
+      const int16_t change = static_cast<int16_t>((((x[i] * e) >> 14) + 1) >> 1);
       const int16_t sum = static_cast<int16_t>(w[i] + change);
       w[i] = std::clamp<int16_t>(sum, -kWeightLimit, kWeightLimit);
     }
