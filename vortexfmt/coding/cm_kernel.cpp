@@ -157,10 +157,13 @@ class ContextTable {
       : mask_((size_t{1} << bits) - 1), memory_(sizeof(Bucket) << bits),
         buckets_(static_cast<Bucket*>(memory_.data())) {}
 
-  VORTEX_INLINE void prefetch(uint64_t hash) const {
+  VORTEX_INLINE void prefetch(uint64_t hash) const {  // both buckets find() may probe
     const size_t i = (hash >> 20) & mask_;
     __builtin_prefetch(&buckets_[i]);
     __builtin_prefetch(&buckets_[i ^ 1]);
+  }
+  VORTEX_INLINE void prefetch_first(uint64_t hash) const {  // the one it probes first
+    __builtin_prefetch(&buckets_[(hash >> 20) & mask_]);
   }
 
   // The bucket of context `hash`: a match of its tag in the pair of buckets it maps to, or
@@ -538,9 +541,10 @@ class Model {
     ++bit_;
     if (bit_ < 8) prefetch_mixing();
     if (bit_ == 3) {  // the second nibble's buckets are one of two: ask memory for both
+      // (their first bucket only: four lines a context would crowd the memory queue)
       for (int i = 0; i < kContexts; ++i) {
-        tables_[i].prefetch(hash_context(context_hash_[i], c0_ << 1));
-        tables_[i].prefetch(hash_context(context_hash_[i], c0_ << 1 | 1));
+        tables_[i].prefetch_first(hash_context(context_hash_[i], c0_ << 1));
+        tables_[i].prefetch_first(hash_context(context_hash_[i], c0_ << 1 | 1));
       }
     } else if (bit_ == 4) {  // the second nibble's buckets, keyed by the first nibble
       for (int i = 0; i < kContexts; ++i) {
