@@ -153,6 +153,22 @@ def test_threads_change_nothing_but_speed(cli, source, tmp_path, threads):
     assert cli("verify", tmp_path / "many.vtx", "-T", threads, "-q").exit_code == 0
 
 
+def test_default_threads_follow_cpus_and_memory(monkeypatch):
+    from vortexfmt.cli import threads
+
+    assert threads.resolve_threads(3) == 3  # asked for: taken as is
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(64)),
+                        raising=False)
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: {
+        "SC_PHYS_PAGES": (64 << 30) // 4096, "SC_PAGE_SIZE": 4096}[name])
+    assert threads.resolve_threads(0) == threads.MAX_DEFAULT_THREADS  # 64 CPUs, 64 GiB
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: {
+        "SC_PHYS_PAGES": (2 << 30) // 4096, "SC_PAGE_SIZE": 4096}[name])
+    assert threads.resolve_threads(0) == 2  # 2 GiB: half of it holds two threads
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert threads.resolve_threads(0) == 1
+
+
 def test_negative_threads_are_a_usage_error(cli, source):
     result = pack(cli, source, "-T", "-1")
     assert result.exit_code == 2
