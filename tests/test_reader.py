@@ -241,6 +241,26 @@ def test_a_seek_with_threads_decodes_only_the_frame_it_lands_in(stored, decodes)
     assert decodes == [5, 2]
 
 
+def test_a_read_across_one_boundary_after_a_seek_does_not_read_ahead(stored, decodes):
+    with ArchiveReader(io.BytesIO(stored), threads=4) as reader:
+        reader.seek(5 * FRAME - 10)
+        assert reader.read(20) == CONTENT[5 * FRAME - 10:5 * FRAME + 10]
+        reader.seek(FRAME - 10)
+        assert reader.read(20) == CONTENT[FRAME - 10:FRAME + 10]
+    assert decodes == [4, 5, 0, 1]
+
+
+def test_a_reader_that_failed_to_open_still_closes():
+    """Its finalizer calls close(), whose errors Python drops silently outside -X dev."""
+    from vortexfmt.container.reader import FrameReader
+
+    reader = FrameReader.__new__(FrameReader)
+    with pytest.raises(VortexFormatError):
+        reader.__init__(io.BytesIO(b"not an archive" * 10), threads=2)
+    reader.close()
+    assert reader.closed
+
+
 @pytest.mark.parametrize("codec", ["stored", "zstd", "cm"])
 def test_damage_read_ahead_is_raised_only_at_its_frame(codec):
     blob = vortexfmt.compress(CONTENT, codec=codec, frame_size=FRAME)

@@ -267,6 +267,76 @@ def test_model_codecs_encode_on_the_calling_thread(tiny_model):
         assert writer.threads == 4
 
 
+def test_flush_writes_the_frames_being_encoded():
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="zstd", frame_size=64, threads=4)
+    writer.write(text(64 * 3 + 10))
+    writer.flush()
+    assert writer.raw_size == 64 * 3  # three whole frames out, the partial one kept
+    assert writer.packed_size == len(sink.getvalue())
+    writer.close()
+    assert vortexfmt.decompress(sink.getvalue()) == text(64 * 3 + 10)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(monkeypatch, threads):
+    from vortexfmt.codecs import FrameEncoder
+
+    original = FrameEncoder.encode
+
+    def failing(self, raw):
+        if raw.startswith(b"FAIL"):
+            raise RuntimeError("encoder failed")
+        return original(self, raw)
+
+    monkeypatch.setattr(FrameEncoder, "encode", failing)
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="zstd", frame_size=64, threads=threads)
+    writer.write(text(64))
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        for _ in range(10):  # with threads, a later write reports it
+            writer.write(b"FAIL" + text(60))
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        writer.write(text(64))  # and every write after it, before taking any data
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        writer.close()
+    assert writer.closed
+    with pytest.raises(vortexfmt.VortexFormatError):  # no index: it cannot pass for whole
+        vortexfmt.decompress(sink.getvalue())
+
+
+def test_a_writer_left_open_at_exit_still_ends_its_archive(tmp_path):
+    """As with one thread, interpreter exit closes it: frames submitted then are encoded
+    on the exiting thread."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "open.vtx"
+    script = (f"import vortexfmt\nw = vortexfmt.open({str(path)!r}, 'wb', codec='zstd', "
+              "frame_size=100, threads=3)\nw.write(b'x' * 1050)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert vortexfmt.decompress(path.read_bytes()) == b"x" * 1050
+
+
+def test_kernels_load_on_the_calling_thread(monkeypatch):
+    import threading
+
+    from vortexfmt.codecs import cm as cm_module
+
+    threads_seen = []
+    original = cm_module.CmCodec.prepare
+
+    def recording():
+        threads_seen.append(threading.current_thread())
+        return original()
+
+    monkeypatch.setattr(cm_module.CmCodec, "prepare", staticmethod(recording))
+    content = text(5000)
+    blob = vortexfmt.compress(content, codec="cm", frame_size=1000, threads=3)
+    assert vortexfmt.decompress(blob, threads=3) == content
+    assert threads_seen and set(threads_seen) == {threading.main_thread()}
+
+
 @pytest.mark.parametrize("threads", [0, -2])
 def test_threads_below_one_are_a_value_error(threads):
     with pytest.raises(ValueError, match="threads must be at least 1"):

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from vortexfmt.errors import UnsupportedCodecError, VortexFormatError
+from vortexfmt.errors import UnsupportedCodecError, VortexError, VortexFormatError
 from vortexfmt.spec import CodecId
 
 
@@ -68,7 +68,10 @@ class FrameEncoder:
     """Encodes frames with one codec, or with the smallest of several (``auto``)."""
 
     def __init__(self, codec: str = "auto", model: object | None = None,
-                 device: str | None = None, frame_size: int | None = None) -> None:
+                 device: str | None = None, frame_size: int | None = None,
+                 side_thread: bool = False) -> None:
+        """`side_thread`: in ``auto``, run the classical codecs on another thread while cm
+        codes a frame (frames of SIDE_THREAD_MIN_RAW_SIZE bytes or more)."""
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
@@ -87,6 +90,11 @@ class FrameEncoder:
         #: Whether encode() may run on several threads at once: the model codecs run torch,
         #: which has threads of its own, and keep state between frames.
         self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
+        for codec in self.codecs:  # load C++ kernels here, not on a worker thread (their
+            prepare = getattr(codec, "prepare", None)  # first build redirects the output)
+            if prepare is not None:
+                prepare()
+        self.side_thread = side_thread
         self._side_pool: ThreadPoolExecutor | None = None
         self._side_pool_lock = threading.Lock()
 
@@ -97,10 +105,15 @@ class FrameEncoder:
         candidates = [c for c in self.codecs
                       if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
         classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
-        if self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE and \
-                0 < len(classic) < len(candidates):
+        side = None
+        if self.side_thread and self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE \
+                and 0 < len(classic) < len(candidates):
             # cm takes ten times as long as lzma and zstd together: run those alongside it
-            side = self._side().submit(lambda: [(c, c.encode(raw)) for c in classic])
+            try:
+                side = self._side().submit(lambda: [(c, c.encode(raw)) for c in classic])
+            except RuntimeError:  # shut down (a writer left open at exit): in turn, here
+                side = None
+        if side is not None:
             rest = [(c, c.encode(raw)) for c in candidates if c not in classic]
             done = dict(side.result() + rest)
             results = [(c, done[c]) for c in candidates]  # candidates' order breaks ties
@@ -177,9 +190,22 @@ class FrameDecoders:
         self._model_codecs: dict[int, FrameCodec] = {}
 
     @staticmethod
-    def thread_safe(codec_id: int) -> bool:
-        """Whether frames of `codec_id` may be decoded on several threads at once."""
-        return codec_id not in MODEL_CODEC_IDS
+    def prepare(codec_id: int) -> bool:
+        """Ready the decoder of `codec_id` on this thread (a C++ kernel is loaded here: its
+        first build redirects the process's output), and say whether frames of it may
+        then be decoded on other threads, several at once. False for the model codecs
+        (torch has threads of its own) and for codecs that cannot run here: decoding
+        raises their error on the thread that asks for the frame."""
+        if codec_id in MODEL_CODEC_IDS:
+            return False
+        try:
+            codec = model_free_codec(codec_id)
+            prepare = getattr(codec, "prepare", None)
+            if prepare is not None:
+                prepare()
+        except VortexError:
+            return False
+        return True
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
         if codec_id not in MODEL_CODEC_IDS:

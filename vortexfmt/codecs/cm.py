@@ -75,6 +75,11 @@ class CmCodec:
     thread_safe = True
 
     @staticmethod
+    def prepare() -> None:
+        """Load the kernel (building it on first use); raises CmUnavailableError."""
+        _kernel()
+
+    @staticmethod
     def usable() -> bool:
         """Whether this machine can code cm frames (it builds the kernel on first call)."""
         return native.cm_kernel() is not None

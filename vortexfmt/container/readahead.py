@@ -1,7 +1,8 @@
 """Frames of a seekable archive by number, the next ones decoded ahead on worker threads.
 
 Reading an archive from start to end decodes one frame after another; with `threads` > 1,
-while the caller uses frame n, frames n + 1 .. n + threads - 1 are being decoded. The
+while the caller uses frame n, frames n + 1 .. n + threads - 1 are being decoded (once the
+reads go forward frame by frame: from frame 0, or from two steps forward in a row). The
 file is only ever read on the calling thread (payloads are read ahead, then handed to a
 worker), frames come back in the order asked for, and a frame's damage is raised only
 when that frame is asked for, as it would be without read-ahead. Frames of the model
@@ -38,10 +39,14 @@ class FrameReadAhead:
             if threads > 1 else None
         self._ahead: dict[int, tuple[Future | None, Callable[[], bytes]]] = {}
         self._last = -1
+        self._stepped = False
 
     def frame(self, number: int) -> bytes:
         """The raw bytes of frame `number`; raises FrameDamageError if it is damaged."""
-        sequential = number == self._last + 1
+        # read ahead from frame 0, or from a second step forward in a row: a read that
+        # crosses one frame boundary after a seek does not start it
+        sequential = number == self._last + 1 and (number == 0 or self._stepped)
+        self._stepped = number == self._last + 1
         self._last = number
         if self._pool is None:
             return self._decode_now(number)
@@ -92,7 +97,7 @@ class FrameReadAhead:
         except FrameDamageError as error:
             self._ahead[number] = (None, _raiser(error))
             return
-        if FrameDecoders.thread_safe(header.codec):
+        if self._decoders.prepare(header.codec):
             future = self._pool.submit(decode_indexed_frame, header, payload, number, entry,
                                        self._decoders)
             self._ahead[number] = (future, future.result)

@@ -89,9 +89,12 @@ class FrameReader(io.RawIOBase):
         return self._position
 
     def close(self) -> None:
-        if self._frames is not None:
-            self._frames.close()
-        super().close()
+        try:
+            frames = getattr(self, "_frames", None)  # absent if __init__ failed
+            if frames is not None:
+                frames.close()
+        finally:
+            super().close()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:

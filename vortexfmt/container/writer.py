@@ -42,7 +42,12 @@ class ArchiveWriter(io.BufferedIOBase):
     written in order as they finish: the archive is byte for byte the one a single thread
     writes, and memory holds up to `threads` + 1 frames (and each frame's codec state:
     cm takes about 330 MiB for a 4 MiB frame). The model codecs (neural, mixed) encode on
-    the calling thread whatever `threads` says: torch has threads of its own.
+    the calling thread whatever `threads` says: torch has threads of its own. With one
+    thread, everything runs on the calling thread.
+
+    If a frame fails to encode, the error is raised, and raised again by every later
+    write() and by close(), which then writes no seek index: an archive missing a frame
+    must not look whole.
     """
 
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
@@ -50,11 +55,15 @@ class ArchiveWriter(io.BufferedIOBase):
                  close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None, threads: int = 1) -> None:
         check_writer_arguments(codec, frame_size, threads)
-        self._encoder = FrameEncoder(codec, model, device, frame_size)
+        self._encoder = FrameEncoder(codec, model, device, frame_size,
+                                     side_thread=threads > 1)
         self.threads = threads if self._encoder.thread_safe else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
             if self.threads > 1 else None
         self._in_flight: deque[tuple[bytes, Future]] = deque()
+        #: The error that lost a frame: later writes and close() raise it again, and no
+        #: index is written, so that the archive cannot pass for whole.
+        self._failure: BaseException | None = None
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         self._progress = progress
@@ -76,6 +85,7 @@ class ArchiveWriter(io.BufferedIOBase):
 
     def write(self, data) -> int:
         self._check_open()
+        self._check_failure()
         view = memoryview(data).cast("B")
         self._pending += view
         while len(self._pending) >= self.frame_size:
@@ -91,8 +101,11 @@ class ArchiveWriter(io.BufferedIOBase):
             len(self._pending)
 
     def flush(self) -> None:
-        """Flush the underlying file. A partial frame stays buffered: frames are whole."""
+        """Write the frames being encoded, then flush the underlying file. A partial frame
+        stays buffered: frames are whole."""
         self._check_open()
+        if self._failure is None:
+            self._drain(0)
         if hasattr(self._fileobj, "flush"):
             self._fileobj.flush()
 
@@ -100,6 +113,7 @@ class ArchiveWriter(io.BufferedIOBase):
         if self.closed:
             return
         try:
+            self._check_failure()
             if self._pending:
                 self._write_frame(bytes(self._pending))
                 self._pending.clear()
@@ -138,19 +152,44 @@ class ArchiveWriter(io.BufferedIOBase):
         return self._offset
 
     def _write_frame(self, raw: bytes) -> None:
-        if self._pool is None:
-            self._emit_frame(raw, *self._encoder.encode(raw))
-            return
-        self._in_flight.append((raw, self._pool.submit(self._encoder.encode, raw)))
-        self._drain(self.threads)
+        if self._pool is not None:
+            try:
+                future = self._pool.submit(self._encoder.encode, raw)
+            except RuntimeError:  # shut down (a writer left open at exit): encode it here
+                self._drain(0)
+            else:
+                self._in_flight.append((raw, future))
+                self._drain(self.threads)
+                return
+        self._emit_frame(raw, *self._encoded(raw, None))
 
     def _drain(self, keep: int) -> None:
-        """Write encoded frames, in order, until at most `keep` are still being encoded."""
-        while len(self._in_flight) > keep:
+        """Write encoded frames in order: those finished at the head of the queue, then
+        more, waiting, until at most `keep` are still being encoded."""
+        while self._in_flight and (len(self._in_flight) > keep or
+                                   self._in_flight[0][1].done()):
             raw, future = self._in_flight[0]
-            codec_id, payload = future.result()  # an encoder's error is raised here
+            result = self._encoded(raw, future)
             self._in_flight.popleft()
-            self._emit_frame(raw, codec_id, payload)
+            self._emit_frame(raw, *result)
+
+    def _encoded(self, raw: bytes, future: Future | None) -> tuple[int, bytes]:
+        """(codec id, payload) of `raw` from `future`, or encoded here; an error marks the
+        writer failed and drops the frames still being encoded."""
+        try:
+            if future is None or future.cancelled():
+                return self._encoder.encode(raw)
+            return future.result()
+        except BaseException as error:
+            self._failure = error
+            for _, later in self._in_flight:
+                later.cancel()
+            self._in_flight.clear()
+            raise
+
+    def _check_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def _emit_frame(self, raw: bytes, codec_id: int, payload: bytes) -> None:
         header = structures.build_frame_header(
