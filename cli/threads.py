@@ -7,7 +7,8 @@ import os
 import click
 
 #: `--threads 0` (the default) takes one thread per CPU this process may run on, at most
-#: this many, and no more than half the machine's memory holds at MEMORY_PER_THREAD each:
+#: this many, and no more than half the memory it may use (the machine's, or its
+#: container's limit) holds at MEMORY_PER_THREAD each:
 #: a thread holds a frame and its codec's state (cm: about 330 MiB at 4 MiB frames).
 MAX_DEFAULT_THREADS = 8
 MEMORY_PER_THREAD = 400 << 20
@@ -21,11 +22,36 @@ def resolve_threads(threads: int) -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not on a POSIX system
-        memory = MAX_DEFAULT_THREADS * 2 * MEMORY_PER_THREAD
+    memory = min([memory_limit()] + physical_memory())
     return max(1, min(cpus, MAX_DEFAULT_THREADS, memory // 2 // MEMORY_PER_THREAD))
+
+
+#: Where a container's memory limit is found (cgroup v2, then v1), as seen from inside it.
+CGROUP_MEMORY_LIMITS = ("/sys/fs/cgroup/memory.max",
+                        "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_limit() -> int:
+    """The memory this process's container may use, in bytes (a very large number where
+    none is set or none can be read)."""
+    limit = 1 << 62
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            with open(path) as file:
+                value = file.read().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            limit = min(limit, int(value))
+    return limit
+
+
+def physical_memory() -> list[int]:
+    """The machine's memory in bytes, or [] where the system does not say."""
+    try:
+        return [os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+    except (AttributeError, ValueError, OSError):  # not on a POSIX system
+        return []
 
 
 def threads_option(function):

@@ -153,10 +153,11 @@ def test_threads_change_nothing_but_speed(cli, source, tmp_path, threads):
     assert cli("verify", tmp_path / "many.vtx", "-T", threads, "-q").exit_code == 0
 
 
-def test_default_threads_follow_cpus_and_memory(monkeypatch):
+def test_default_threads_follow_cpus_and_memory(monkeypatch, tmp_path):
     from vortexfmt.cli import threads
 
     assert threads.resolve_threads(3) == 3  # asked for: taken as is
+    monkeypatch.setattr(threads, "CGROUP_MEMORY_LIMITS", (str(tmp_path / "none"),))
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(64)),
                         raising=False)
     monkeypatch.setattr(threads.os, "sysconf", lambda name: {
@@ -167,6 +168,23 @@ def test_default_threads_follow_cpus_and_memory(monkeypatch):
     assert threads.resolve_threads(0) == 2  # 2 GiB: half of it holds two threads
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert threads.resolve_threads(0) == 1
+
+
+def test_default_threads_keep_to_a_containers_memory_limit(monkeypatch, tmp_path):
+    from vortexfmt.cli import threads
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(64)),
+                        raising=False)
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: {
+        "SC_PHYS_PAGES": (64 << 30) // 4096, "SC_PAGE_SIZE": 4096}[name])
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    monkeypatch.setattr(threads, "CGROUP_MEMORY_LIMITS", (str(v2), str(v1)))
+    assert threads.resolve_threads(0) == 8  # neither file: the machine's 64 GiB
+    v2.write_text("max\n")
+    v1.write_text("9223372036854771712\n")  # cgroup v1 says "no limit" so
+    assert threads.resolve_threads(0) == 8
+    v2.write_text(f"{3 << 30}\n")  # 3 GiB: half of it holds three threads
+    assert threads.resolve_threads(0) == 3
 
 
 def test_negative_threads_are_a_usage_error(cli, source):
