@@ -147,7 +147,7 @@ def unpack(archive, output, model, device, threads, force, salvage, quiet):
     check_can_write(output, force)
     with _open_archive(archive, spool=salvage) as source:
         if not _seekable(source):
-            _unpack_stream(source, output, model, device, quiet)
+            _unpack_stream(source, output, model, device, resolve_threads(threads), quiet)
             return
         total = _raw_size_hint(source)
         damaged = None
@@ -212,11 +212,12 @@ def _report_damage(archive, report, salvaged: bool, output) -> None:
                    "(--salvage recovers the intact frames)", err=True)
 
 
-def _unpack_stream(source, output, model, device, quiet) -> None:
-    """Unpack an archive read from a pipe: frames in order, stopping at the first damage."""
+def _unpack_stream(source, output, model, device, threads, quiet) -> None:
+    """Unpack an archive read from a pipe: frames in order (`threads` decoded at once),
+    stopping at the first damage."""
     try:
         with atomic_output(output) as sink, \
-                ArchiveReader(source, model=model, device=device) as reader:
+                ArchiveReader(source, model=model, device=device, threads=threads) as reader:
             size = 0
             while chunk := reader.read(COPY_CHUNK):
                 sink.write(chunk)

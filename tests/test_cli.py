@@ -104,6 +104,15 @@ def test_real_pipe(codec):
     assert unpack_errors.strip() == "<stdin>: 90000 bytes -> <stdout>"
 
 
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_real_pipe_with_threads(threads):
+    content = text(40_000) + noise(30_000) + bytes(20_000)
+    code, output, _, unpack_errors = pipeline(
+        content, ["--codec", "auto", "--frame-size", "4K", "-T", threads], ["-T", threads])
+    assert code == 0, unpack_errors
+    assert output == content
+
+
 def test_real_pipe_empty_input():
     code, output, _, errors = pipeline(b"", ["-q"], ["-q"])
     assert (code, output, errors) == (0, b"", "")

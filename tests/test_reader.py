@@ -273,6 +273,40 @@ def test_damage_read_ahead_is_raised_only_at_its_frame(codec):
             reader.read(1)
 
 
+@pytest.mark.parametrize("codec", ["stored", "zstd", "lzma", "cm"])
+@pytest.mark.parametrize("threads", [2, 3, 16])
+def test_reading_a_stream_with_threads_gives_the_content(codec, threads):
+    blob = vortexfmt.compress(CONTENT, codec=codec, frame_size=FRAME)
+    with ArchiveReader(NonSeekable(blob), threads=threads) as reader:
+        assert reader.read(150) == CONTENT[:150]
+        assert reader.read() == CONTENT[150:]
+        assert reader.read() == b""
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_stream_read_ahead_stops_for_good_at_damage(threads):
+    blob = vortexfmt.compress(CONTENT, codec="zstd", frame_size=FRAME)
+    editor = ArchiveEditor(blob)
+    entry = vortexfmt.ArchiveReader(io.BytesIO(blob)).layout.frames[3]
+    editor.flip(entry.frame_offset + spec.FRAME_HEADER_SIZE + entry.payload_size // 2, 3)
+    with ArchiveReader(NonSeekable(bytes(editor)), threads=threads) as reader:
+        assert reader.read(3 * FRAME) == CONTENT[:3 * FRAME]  # frames 3.. read ahead by now
+        for _ in range(2):  # never the frames after it: the content would have a hole
+            with pytest.raises(VortexFormatError,
+                               match=r"frame 3 \(raw bytes 300..399\).*checksum mismatch"):
+                reader.read(10)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_truncated_stream_gives_its_whole_frames_then_the_error(threads):
+    blob = vortexfmt.compress(CONTENT, codec="zstd", frame_size=FRAME)
+    cut = vortexfmt.ArchiveReader(io.BytesIO(blob)).layout.frames[5].frame_offset + 10
+    with ArchiveReader(NonSeekable(blob[:cut]), threads=threads) as reader:
+        assert reader.read(5 * FRAME) == CONTENT[:5 * FRAME]
+        with pytest.raises(VortexFormatError, match="truncated|ends|short"):
+            reader.read(1)
+
+
 @pytest.mark.parametrize("threads", [0, -1])
 def test_threads_below_one_are_a_value_error(stored, threads):
     with pytest.raises(ValueError, match="threads must be at least 1"):

@@ -97,13 +97,20 @@ class FrameReadAhead:
         except FrameDamageError as error:
             self._ahead[number] = (None, _raiser(error))
             return
-        if self._decoders.prepare(header.codec):
-            future = self._pool.submit(decode_indexed_frame, header, payload, number, entry,
-                                       self._decoders)
-            self._ahead[number] = (future, future.result)
-        else:
-            self._ahead[number] = (None, lambda: decode_indexed_frame(
-                header, payload, number, entry, self._decoders))
+        self._ahead[number] = decode_later(self._pool, self._decoders, header.codec,
+                                           decode_indexed_frame, header, payload, number,
+                                           entry, self._decoders)
+
+
+def decode_later(pool: ThreadPoolExecutor | None, decoders: FrameDecoders, codec_id: int,
+                 decode: Callable[..., bytes], *args) -> tuple[Future | None,
+                                                               Callable[[], bytes]]:
+    """(future or None, a call that returns the raw bytes) for `decode(*args)`: started on
+    `pool` where the codec allows it (its kernel loaded here first), else run when called."""
+    if pool is not None and decoders.prepare(codec_id):
+        future = pool.submit(decode, *args)
+        return future, future.result
+    return None, lambda: decode(*args)
 
 
 def _raiser(error: BaseException) -> Callable[[], bytes]:

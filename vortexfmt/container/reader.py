@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 import io
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import xxhash
 
@@ -20,7 +22,7 @@ from vortexfmt.codecs import FrameDecoders
 from vortexfmt.container import structures
 from vortexfmt.container.frames import decode_payload, describe
 from vortexfmt.container.layout import Layout, read_exact, read_file_header, read_layout
-from vortexfmt.container.readahead import FrameReadAhead
+from vortexfmt.container.readahead import FrameReadAhead, decode_later
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import VortexFormatError
 
@@ -51,6 +53,14 @@ class FrameReader(io.RawIOBase):
             self._stream_offset = spec.FILE_HEADER_SIZE
             self._stream_entries: list[IndexEntry] = []
             self._stream_done = False
+            # Blocks read from the stream ahead of their use, in order: ("frame", number,
+            # raw offset, future, result), ("error", exception) or ("end", trailer).
+            self._stream_ahead: deque[tuple] = deque()
+            self._stream_parsed = False  # the index, or damage, has been read: stop there
+            self._stream_failure: BaseException | None = None  # raised by every later read
+            self._stream_threads = threads
+            self._stream_pool = ThreadPoolExecutor(threads, thread_name_prefix="vortex-decode") \
+                if threads > 1 else None
         self._decoders = FrameDecoders(self.header.model_id, model, device)
         self._frames = FrameReadAhead(fileobj, self.layout.base, self.layout.frames,
                                       self.header, self._decoders, threads) \
@@ -93,6 +103,9 @@ class FrameReader(io.RawIOBase):
             frames = getattr(self, "_frames", None)  # absent if __init__ failed
             if frames is not None:
                 frames.close()
+            pool = getattr(self, "_stream_pool", None)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         finally:
             super().close()
 
@@ -137,12 +150,50 @@ class FrameReader(io.RawIOBase):
             self._frame_start = self.layout.frames[number].raw_offset
             return True
         while not self._stream_done:
-            if self._read_stream_block():
+            if self._stream_failure is not None:  # a stream cannot go on past damage
+                raise self._stream_failure
+            self._read_stream_ahead()
+            item = self._stream_ahead.popleft()
+            if item[0] == "end":
+                self._stream_done = True
+                self._stream_trailer = item[1]
+                self._check_content()
+                return False
+            try:
+                if item[0] == "error":
+                    raise item[1]
+                _, number, raw_offset, _, result = item
+                self._frame = result()
+            except BaseException as error:
+                self._stream_failure = error
+                self._frame = b""
+                for queued in self._stream_ahead:
+                    if queued[0] == "frame" and queued[3] is not None:
+                        queued[3].cancel()
+                self._stream_ahead.clear()
+                raise
+            self._frame_number, self._frame_start = number, raw_offset
+            if self._frame:
                 return True
         return False
 
-    def _read_stream_block(self) -> bool:
-        """Read the next block of a non-seekable archive; True if it was a frame."""
+    def _read_stream_ahead(self) -> None:
+        """Read blocks until as many frames as threads are read ahead (decoding on worker
+        threads), or the index or damage is reached; damage is queued, to be raised when
+        the reading gets there."""
+        def frames_ahead() -> int:
+            return sum(item[0] == "frame" for item in self._stream_ahead)
+
+        while not self._stream_parsed and (not self._stream_ahead or
+                                           frames_ahead() < self._stream_threads):
+            try:
+                self._read_stream_block()
+            except (VortexFormatError, OSError) as error:
+                self._stream_ahead.append(("error", error))
+                self._stream_parsed = True
+
+    def _read_stream_block(self) -> None:
+        """Read the next block of a non-seekable archive onto the read-ahead queue."""
         offset = self._stream_offset
         magic = read_exact(self._fileobj, 4, "block", offset)
         if magic == spec.FRAME_MAGIC:
@@ -158,22 +209,26 @@ class FrameReader(io.RawIOBase):
                 raise VortexFormatError(f"{where}: follows a short frame")
             payload = read_exact(self._fileobj, header.payload_size, "frame payload",
                                  offset + spec.FRAME_HEADER_SIZE)
-            self._frame = decode_payload(header, payload, self._decoders, where)
+            future, result = decode_later(self._stream_pool, self._decoders, header.codec,
+                                          decode_payload, header, payload, self._decoders,
+                                          where)
+            self._stream_ahead.append(("frame", header.frame_number, raw_offset, future,
+                                       result))
             self._stream_entries.append(
                 IndexEntry(offset, raw_offset, header.raw_size, header.payload_size))
-            self._frame_number, self._frame_start = header.frame_number, raw_offset
             self._stream_offset += spec.FRAME_HEADER_SIZE + header.payload_size
-            return bool(self._frame)
+            return
         if magic == spec.SKIPPABLE_MAGIC:
             data = magic + read_exact(self._fileobj, spec.SKIPPABLE_HEADER_SIZE - 4,
                                       "skippable section", offset)
             length = structures.parse_skippable_header(data, offset)
             self._skip(length, offset)
             self._stream_offset += spec.SKIPPABLE_HEADER_SIZE + length
-            return False
+            return
         if magic == spec.INDEX_MAGIC:
-            self._finish_stream(magic, offset)
-            return False
+            self._stream_ahead.append(("end", self._finish_stream(magic, offset)))
+            self._stream_parsed = True
+            return
         raise VortexFormatError(f"offset {offset}: expected a frame, skippable section or "
                                 f"seek index, found bytes {magic.hex()}")
 
@@ -183,9 +238,10 @@ class FrameReader(io.RawIOBase):
             read_exact(self._fileobj, step, "skippable section", offset)
             length -= step
 
-    def _finish_stream(self, magic: bytes, offset: int) -> None:
-        """Read the seek index and trailer at the end of a stream and check them against
-        the frames seen, then check the whole-content checksum."""
+    def _finish_stream(self, magic: bytes, offset: int):
+        """Read the seek index and trailer at the end of a stream, check them against the
+        frames seen, and return the trailer (the whole-content checksum is checked once
+        the content has been read up to here)."""
         count_bytes = read_exact(self._fileobj, 4, "seek index", offset)
         count = int.from_bytes(count_bytes, "little")
         if count != len(self._stream_entries):
@@ -206,9 +262,7 @@ class FrameReader(io.RawIOBase):
         if self._fileobj.read(1):
             raise VortexFormatError(f"offset {trailer_offset + spec.TRAILER_SIZE}: "
                                     "data after the trailer")
-        self._stream_done = True
-        self._stream_trailer = trailer
-        self._check_content()
+        return trailer
 
     def _check_content(self) -> None:
         expected = (self.layout.trailer if self._seekable else self._stream_trailer)
@@ -224,8 +278,9 @@ class ArchiveReader(io.BufferedIOBase):
     Supports read, read1, readinto, readline, iteration, peek, and seek/tell on raw
     positions (forward only when `fileobj` is not seekable). Damage raises
     VortexFormatError (FrameDamageError for a frame) naming what and where. With
-    `threads` > 1, reading a seekable archive in order decodes that many frames at once
-    (vortexfmt.container.readahead); a seek decodes only the frame it lands in.
+    `threads` > 1, reading in order decodes that many frames at once, read ahead from the
+    file (vortexfmt.container.readahead) or the stream; a seek decodes only the frame it
+    lands in. A stream stops for good at damage: every later read raises it again.
     """
 
     def __init__(self, fileobj, *, model: object | None = None, device: str | None = None,
