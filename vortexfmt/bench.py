@@ -169,6 +169,8 @@ def format_table(results: list[FileResult]) -> str:
             if "frames" in row.extra:
                 notes += "frames " + ", ".join(f"{k} {v}" for k, v in row.extra["frames"]
                                                .items())
+            if "threads" in row.extra:
+                notes += f"; threads {row.extra['threads']}"
             lines.append(f"  {row.codec:<14} {row.bits_per_byte:>9.4f} {row.ratio:>7.3f} "
                          f"{row.pack_mb_s:>10.3f} {row.unpack_mb_s:>11.3f}  {notes}")
         for name, reason in result.skipped.items():
