@@ -41,9 +41,9 @@ class ArchiveWriter(io.BufferedIOBase):
     With `threads` > 1, up to that many frames are encoded at once on worker threads and
     written in order as they finish: the archive is byte for byte the one a single thread
     writes, and memory holds up to `threads` + 1 frames (and each frame's codec state:
-    cm takes about 330 MiB for a 4 MiB frame). The model codecs (neural, mixed) encode on
-    the calling thread whatever `threads` says: torch has threads of its own. With one
-    thread, everything runs on the calling thread.
+    packing with auto takes about 470 MiB a thread at 4 MiB frames). The model codecs
+    (neural, mixed) encode on the calling thread whatever `threads` says: torch has
+    threads of its own. With one thread, everything runs on the calling thread.
 
     If a frame fails to encode, the error is raised, and raised again by every later
     write() and by close(), which then writes no seek index: an archive missing a frame
