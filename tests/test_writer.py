@@ -222,6 +222,21 @@ def test_threads_write_the_archive_one_thread_writes(codec, threads):
     assert vortexfmt.decompress(one, threads=threads) == content
 
 
+@pytest.fixture
+def failing_frames(monkeypatch):
+    """Frames that start with b"FAIL" fail to encode (RuntimeError "encoder failed")."""
+    from vortexfmt.codecs import FrameEncoder
+
+    original = FrameEncoder.encode
+
+    def failing(self, raw):
+        if raw.startswith(b"FAIL"):
+            raise RuntimeError("encoder failed")
+        return original(self, raw)
+
+    monkeypatch.setattr(FrameEncoder, "encode", failing)
+
+
 def test_threads_keep_tell_progress_and_counts_whole():
     seen = []
     sink = io.BytesIO()
@@ -234,17 +249,7 @@ def test_threads_keep_tell_progress_and_counts_whole():
     assert writer.raw_size == 300 and writer.packed_size == len(sink.getvalue())
 
 
-def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(monkeypatch):
-    from vortexfmt.codecs import FrameEncoder
-
-    original = FrameEncoder.encode
-
-    def failing(self, raw):
-        if raw.startswith(b"FAIL"):
-            raise RuntimeError("encoder failed")
-        return original(self, raw)
-
-    monkeypatch.setattr(FrameEncoder, "encode", failing)
+def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(failing_frames):
     with pytest.raises(RuntimeError, match="encoder failed"):
         with ArchiveWriter(io.BytesIO(), codec="zstd", frame_size=64, threads=3) as writer:
             writer.write(text(64) + b"FAIL" + text(60) + text(500))
@@ -279,17 +284,7 @@ def test_flush_writes_the_frames_being_encoded():
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(monkeypatch, threads):
-    from vortexfmt.codecs import FrameEncoder
-
-    original = FrameEncoder.encode
-
-    def failing(self, raw):
-        if raw.startswith(b"FAIL"):
-            raise RuntimeError("encoder failed")
-        return original(self, raw)
-
-    monkeypatch.setattr(FrameEncoder, "encode", failing)
+def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(failing_frames, threads):
     sink = io.BytesIO()
     writer = ArchiveWriter(sink, codec="zstd", frame_size=64, threads=threads)
     writer.write(text(64))
