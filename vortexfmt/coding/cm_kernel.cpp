@@ -492,7 +492,7 @@ class Model {
     order2_hash_ = static_cast<uint32_t>(hash_context(h & 0xffff, 5) >> 52);
     bit_ = 0;
     c0_ = 1;
-    prefetch_mixing();
+    select_mixing();
   }
 
   // The probability (16 bits, 1..65535) that the next bit is a 1.
@@ -509,9 +509,8 @@ class Model {
     for (int m = 0; m < kMatchModels; ++m)
       x[n++] = match_expects(m) ? stretch(matches_.p(size_t(m) * 128 + match_index(m))) : 0;
     x[n++] = 256;
-    int sets[kMixers];
-    mixer_sets(sets);
-    for (int k = 0; k < kMixers; ++k) mixed_[k] = static_cast<int16_t>(mixers_[k].mix(x, sets[k]));
+    for (int k = 0; k < kMixers; ++k)
+      mixed_[k] = static_cast<int16_t>(mixers_[k].mix(x, sets_[k]));
     const int32_t st = final_.mix(mixed_, bit_);
     const int32_t a0 = apm_order0_.p(st, c0_);
     const int32_t a1 = apm_order1_.p(st, c0_ | c1 << 8);
@@ -539,7 +538,7 @@ class Model {
     apm_match_.update(bit);
     c0_ = c0_ << 1 | bit;
     ++bit_;
-    if (bit_ < 8) prefetch_mixing();
+    if (bit_ < 8) select_mixing();
     if (bit_ == 3) {  // the second nibble's buckets are one of two: ask memory for both
       // (their first bucket only: four lines a context would crowd the memory queue)
       for (int i = 0; i < kContexts; ++i) {
@@ -623,23 +622,19 @@ class Model {
     table[slot] = static_cast<uint32_t>(position_ + 2);  // the next position, + 1
   }
 
-  // The weight set of each mixer for the current bit, by: match length and contexts seen
-  // before; the partial byte; the previous byte; the record column; the last two bytes
-  // (hashed) with the partial byte.
-  VORTEX_INLINE void mixer_sets(int* sets) const {
+  // Picks the weight set of each mixer for the next bit (the one predict() codes next), by:
+  // match length and contexts seen before; the partial byte; the previous byte; the record
+  // column; the last two bytes (hashed) with the partial byte. Then asks memory for those
+  // rows and the order-1 map's row, which predict() reads first.
+  VORTEX_INLINE void select_mixing() {
     const uint32_t c1 = lane_->history & 0xff;
-    sets[0] = seen_ * 32 + match_bucket_[longest_];
-    sets[1] = static_cast<int>(c0_);
-    sets[2] = static_cast<int>(c1 * 8 + bit_);
-    sets[3] = (std::min(column_, 127) * 8 + bit_) & 1023;
-    sets[4] = static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095);
-  }
-  // Asks memory for the rows the next predict() reads first (outputs do not depend on it).
-  VORTEX_INLINE void prefetch_mixing() const {
-    int sets[kMixers];
-    mixer_sets(sets);
-    for (int k = 0; k < kMixers; ++k) mixers_[k].prefetch(sets[k]);
-    apm_order1_.prefetch(c0_ | (lane_->history & 0xff) << 8);
+    sets_[0] = seen_ * 32 + match_bucket_[longest_];
+    sets_[1] = static_cast<int>(c0_);
+    sets_[2] = static_cast<int>(c1 * 8 + bit_);
+    sets_[3] = (std::min(column_, 127) * 8 + bit_) & 1023;
+    sets_[4] = static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095);
+    for (int k = 0; k < kMixers; ++k) mixers_[k].prefetch(sets_[k]);
+    apm_order1_.prefetch(c0_ | c1 << 8);
   }
 
   // Node of the current bit in its nibble's tree: 0, then 1-2, 3-6, 7-14.
@@ -695,6 +690,7 @@ class Model {
   uint32_t c0_ = 1;  // the bits of the byte so far, after a leading 1
   int16_t x_[kMixerInputs];
   int16_t mixed_[kMixers];
+  int sets_[kMixers] = {};  // the mixers' weight sets for the current bit (select_mixing)
 };
 
 // ---- Frames -----------------------------------------------------------------------------------
