@@ -6,6 +6,7 @@ import builtins
 import io
 import os
 
+from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.reader import ArchiveReader
 from vortexfmt.container.writer import (
     DEFAULT_FRAME_SIZE,
@@ -36,8 +37,7 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError(f"invalid mode {mode!r}")
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+    check_threads(threads)  # before a file is opened or created
     if binary_mode != "r":
         check_writer_arguments(codec, frame_size, threads)  # before a file is created
     owns_file = isinstance(file, (str, bytes, os.PathLike))

@@ -21,14 +21,19 @@ from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import FrameDamageError
 
 
+def check_threads(threads: int) -> None:
+    """Raise ValueError for a thread count a reader or writer cannot use."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+
+
 class FrameReadAhead:
     """Decoded frames by number; see the module docstring. `entries` maps a frame number to
     its index entry (a list, or a dict with gaps where frames are missing)."""
 
     def __init__(self, fileobj, base: int, entries: Mapping[int, IndexEntry] | list,
                  file_header: FileHeader, decoders: FrameDecoders, threads: int = 1) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_threads(threads)
         self._fileobj = fileobj
         self._base = base
         self._entries = entries

@@ -22,7 +22,7 @@ from vortexfmt.codecs import FrameDecoders
 from vortexfmt.container import structures
 from vortexfmt.container.frames import decode_payload, describe
 from vortexfmt.container.layout import Layout, read_exact, read_file_header, read_layout
-from vortexfmt.container.readahead import FrameReadAhead, decode_later
+from vortexfmt.container.readahead import FrameReadAhead, check_threads, decode_later
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import VortexFormatError
 
@@ -39,8 +39,7 @@ class FrameReader(io.RawIOBase):
 
     def __init__(self, fileobj, model: object | None = None, device: str | None = None,
                  threads: int = 1) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_threads(threads)
         self._fileobj = fileobj
         self._seekable = _is_seekable(fileobj)
         if self._seekable:

@@ -12,6 +12,7 @@ import xxhash
 from vortexfmt import spec
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, FrameEncoder
 from vortexfmt.container import structures
+from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.structures import IndexEntry
 
 DEFAULT_FRAME_SIZE = 4 << 20
@@ -19,8 +20,7 @@ DEFAULT_FRAME_SIZE = 4 << 20
 
 def check_writer_arguments(codec: str, frame_size: int, threads: int = 1) -> None:
     """Raise ValueError for a codec name, frame size or thread count a writer cannot use."""
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+    check_threads(threads)
     if codec not in WRITER_CODEC_CHOICES:
         raise ValueError(f"unknown codec {codec!r}; choose one of "
                          f"{', '.join(WRITER_CODEC_CHOICES)}")
