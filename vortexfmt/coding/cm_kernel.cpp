@@ -63,6 +63,17 @@ struct StretchTable {  // stretch of a 12-bit probability: the inverse of squash
 const StretchTable kStretch;
 VORTEX_INLINE int32_t stretch(int32_t p16) { return kStretch.value[p16 >> 4]; }
 
+struct SquashTable {  // squash of every logistic value within the limit
+  uint16_t value[2 * kStretchLimit + 1];
+  SquashTable() {
+    for (int x = -kStretchLimit; x <= kStretchLimit; ++x)
+      value[x + kStretchLimit] = static_cast<uint16_t>(squash(x));
+  }
+};
+const SquashTable kSquash;
+// squash(x) for |x| <= kStretchLimit, by lookup
+VORTEX_INLINE int32_t squash_within(int32_t x) { return kSquash.value[x + kStretchLimit]; }
+
 // ---- Adaptive probabilities -----------------------------------------------------------------
 // A counter is one 32-bit word: a 16-bit probability of a 1 in the high half (stored xor
 // 2^15, so that a word of zeros is p = 1/2) and a count n in the low half. Each bit moves p
@@ -81,12 +92,46 @@ VORTEX_INLINE int32_t counter_p16(uint32_t v) {
   return static_cast<int32_t>((v >> 16) ^ 0x8000u);
 }
 VORTEX_INLINE uint32_t counter_count(uint32_t v) { return v & 0xffff; }
-VORTEX_INLINE void counter_update(uint32_t& v, int bit, uint32_t limit) {
+VORTEX_INLINE uint32_t counter_updated(uint32_t v, int32_t rate, int bit, uint32_t limit) {
   const uint32_t n = v & 0xffff;
   int32_t p = counter_p16(v);
-  p += ((bit ? 65535 - p : -p) * kRate.value[n]) >> 15;
-  v = ((static_cast<uint32_t>(p) ^ 0x8000u) << 16) | (n + (n < limit));
+  p += ((bit * 65535 - p) * rate) >> 15;
+  return ((static_cast<uint32_t>(p) ^ 0x8000u) << 16) | (n + (n < limit));
 }
+VORTEX_INLINE void counter_update(uint32_t& v, int bit, uint32_t limit) {
+  v = counter_updated(v, kRate.value[v & 0xffff], bit, limit);
+}
+
+// kRate.value[n] without a table: 2^16 / (2n + 3) is never an integer, and its float
+// quotient (correctly rounded, as IEEE 754 requires everywhere) truncates to the same
+// integer for every n < 2^16 (checked exhaustively), so vector units can compute it.
+VORTEX_INLINE int32_t counter_rate(uint32_t v) {
+  return static_cast<int32_t>(65536.0f / static_cast<float>(static_cast<int32_t>(2 * (v & 0xffff) + 3)));
+}
+
+// Counters read for one bit, updated together once it is known: kept side by side, the
+// update is the same arithmetic on every lane of a vector unit.
+template <int N>
+struct CounterBatch {
+  static constexpr int kLanes = (N + 7) / 8 * 8;
+  alignas(32) uint32_t value[kLanes] = {};
+  uint32_t* home[N] = {};  // where each value was read, and is written back
+
+  // Reads counter i at `home`; its 16-bit probability.
+  VORTEX_INLINE int32_t load(int i, uint32_t* at) {
+    home[i] = at;
+    return counter_p16(value[i] = *at);
+  }
+  // Updates counters 0 .. count - 1 with `bit`.
+  VORTEX_INLINE void update(int bit, uint32_t limit, int count = N) {
+    for (int i = 0; i < kLanes; ++i)
+      value[i] = counter_updated(value[i], counter_rate(value[i]), bit, limit);
+    // (the counters are in other memory: no store below changes value or home)
+    uint32_t* const* __restrict__ to = home;
+    const uint32_t* __restrict__ from = value;
+    for (int i = 0; i < count; ++i) *to[i] = from[i];
+  }
+};
 
 // Probabilities indexed by a small context.
 class AdaptiveMap {
@@ -96,6 +141,7 @@ class AdaptiveMap {
   VORTEX_INLINE void update(size_t i, int bit, uint32_t limit) {
     counter_update(v_[i], bit, limit);
   }
+  VORTEX_INLINE uint32_t* at(size_t i) { return &v_[i]; }
 
  private:
   std::vector<uint32_t> v_;
@@ -220,7 +266,7 @@ class Mixer {
     int32_t sum = 0;
     for (int i = 0; i < N; ++i) sum += x[i] * w[i];
     dot_ = std::clamp(sum >> kWeightShift, -kStretchLimit, kStretchLimit);
-    p_ = squash(dot_);
+    p_ = squash_within(dot_);
     return dot_;
   }
   // w_i += round(x_i * e / 2^15), e = (bit - p) * 2^(16 - shift_): a rounding high
@@ -392,7 +438,8 @@ struct Params {
 };
 
 constexpr int kContexts = 18;
-constexpr int kInputs = 2 * kContexts + 4;  // per context: counter and run; order 0, match, bias
+// the contexts' counters, then their runs; order 0, the match models, a bias
+constexpr int kInputs = 2 * kContexts + 4;
 constexpr int kMixerInputs = (kInputs + 7) / 8 * 8;
 constexpr int kMixers = 5;
 // Match models: each follows the last earlier occurrence of the lane's last kMatchOrder[m]
@@ -419,7 +466,7 @@ class Model {
   Model(const uint8_t* frame, size_t size, size_t lane_length, const Params& params)
       : frame_(frame), size_(size), lane_length_(lane_length), stride_(params.stride),
         match_bits_(std::min(params.table_bits + 4, 24)),
-        order0_(8 * 256), runs_(kContexts * 256 * 2), matches_(kMatchModels * 64 * 2),
+        order0_(8 * 256), runs_(kContexts * 128 * 2), matches_(kMatchModels * 64 * 2),
         apm_order0_(256, 6), apm_order1_(65536, 6), apm_match_(64 * 2 * 8 + 8, 6),
         final_(8, 4096 / kMixers, 5) {
     for (int i = 0; i < kContexts; ++i) tables_.emplace_back(params.table_bits);
@@ -482,6 +529,19 @@ class Model {
       run_base_[i] = (i * 128 + std::min<int>(b->run_count, 127)) * 2;
       running_ |= static_cast<uint32_t>(b->run_count != 0) << i;
     }
+    // bit k of run_ones_[j]: whether context k's run byte has a 1 at bit j (from the top);
+    // a multiply gathers the low bits of eight bytes into one
+    static_assert(kContexts <= 24, "three words hold the run bytes");
+    uint64_t run_bytes[3] = {};
+    std::memcpy(run_bytes, run_byte_, kContexts);
+    for (int j = 0; j < 8; ++j) {
+      uint32_t ones = 0;
+      for (int w = 0; w < 3; ++w) {
+        const uint64_t low_bits = (run_bytes[w] >> (7 - j)) & 0x0101010101010101ull;
+        ones |= static_cast<uint32_t>((low_bits * 0x0102040810204080ull) >> 56) << (8 * w);
+      }
+      run_ones_[j] = ones;
+    }
     for (int m = 0; m < kMatchModels; ++m) {
       const uint32_t length = lane.match[m].length;
       expected_[m] = length > 0 ? frame_[lane.match[m].pointer] : -1;
@@ -500,11 +560,20 @@ class Model {
     const uint32_t c1 = lane_->history & 0xff;
     const int node = node_index();
     int16_t* x = x_;
-    int n = 0;
-    for (int i = 0; i < kContexts; ++i) {
-      x[n++] = stretch(counter_p16(bucket_[i]->node[node]));
-      x[n++] = running_ >> i & 1 ? stretch(runs_.p(run_base_[i] + run_bit(i))) : 0;
+    for (int i = 0; i < kContexts; ++i)
+      x[i] = static_cast<int16_t>(stretch(counters_.load(i, &bucket_[i]->node[node])));
+    // the runs: 0 from a context without one
+    const uint32_t ones = run_ones_[bit_];
+    int16_t* run_x = x + kContexts;
+    for (int i = 0; i < kContexts; ++i) run_x[i] = 0;
+    int runs = 0;
+    for (uint32_t r = running_; r != 0; r &= r - 1) {
+      const int i = __builtin_ctz(r);
+      const int32_t p = run_counters_.load(runs++, runs_.at(run_base_[i] + (ones >> i & 1)));
+      run_x[i] = static_cast<int16_t>(stretch(p));
     }
+    runs_read_ = runs;
+    int n = 2 * kContexts;
     x[n++] = stretch(order0_.p(bit_ << 8 | c0_));
     for (int m = 0; m < kMatchModels; ++m)
       x[n++] = match_expects(m) ? stretch(matches_.p(size_t(m) * 128 + match_index(m))) : 0;
@@ -520,14 +589,10 @@ class Model {
   }
 
   VORTEX_INLINE void update(int bit) {
-    const int node = node_index();
-    for (int i = 0; i < kContexts; ++i) counter_update(bucket_[i]->node[node], bit, 60);
-    for (int i = 0; i < kContexts; ++i) {
-      if ((running_ >> i & 1) == 0) continue;
-      const int expected = run_bit(i);
-      runs_.update(run_base_[i] + expected, bit, 255);
-      if (expected != bit) running_ &= ~(1u << i);  // the run's byte is ruled out
-    }
+    counters_.update(bit, 60);
+    run_counters_.update(bit, 255, runs_read_);
+    const uint32_t ones = run_ones_[bit_];  // the runs whose byte agrees with the bit go on
+    running_ &= bit ? ones : ~ones;
     order0_.update(bit_ << 8 | c0_, bit, 255);
     for (int m = 0; m < kMatchModels; ++m)
       if (match_expects(m)) matches_.update(size_t(m) * 128 + match_index(m), bit, 1023);
@@ -642,8 +707,6 @@ class Model {
     return bit_ < 4 ? static_cast<int>(c0_) - 1
                     : static_cast<int>((c0_ & ((1u << (bit_ - 4)) - 1)) | (1u << (bit_ - 4))) - 1;
   }
-  // The current bit of the byte context i's run predicts.
-  VORTEX_INLINE int run_bit(int i) const { return run_byte_[i] >> (7 - bit_) & 1; }
   VORTEX_INLINE bool match_expects(int m) const {
     return expected_[m] >= 0 && ((static_cast<uint32_t>(expected_[m]) | 256u) >> (8 - bit_)) == c0_;
   }
@@ -683,12 +746,15 @@ class Model {
   uint8_t run_byte_[kContexts];
   int run_base_[kContexts];
   uint32_t running_ = 0;
+  uint32_t run_ones_[8];  // by bit of the byte, the contexts whose run byte has a 1 there
   uint16_t indirect1_[256] = {};  // the last two bytes that followed each byte value
   int expected_[kMatchModels], match_bucket_[kMatchModels], longest_ = 0;
   int column_ = 0, bit_ = 0, seen_ = 0;
   uint32_t order2_hash_ = 0;  // 12 bits of a hash of the lane's last two bytes
   uint32_t c0_ = 1;  // the bits of the byte so far, after a leading 1
-  int16_t x_[kMixerInputs];
+  alignas(32) int16_t x_[kMixerInputs];
+  CounterBatch<kContexts> counters_, run_counters_;  // the current bit's
+  int runs_read_ = 0;  // how many of run_counters_ are in use
   int16_t mixed_[kMixers];
   int sets_[kMixers] = {};  // the mixers' weight sets for the current bit (select_mixing)
 };
