@@ -123,13 +123,18 @@ struct CounterBatch {
     return counter_p16(value[i] = *at);
   }
   // Updates counters 0 .. count - 1 with `bit`.
-  VORTEX_INLINE void update(int bit, uint32_t limit, int count = N) {
+  VORTEX_INLINE void update(int bit, uint32_t limit, int count) {
     for (int i = 0; i < kLanes; ++i)
       value[i] = counter_updated(value[i], counter_rate(value[i]), bit, limit);
     // (the counters are in other memory: no store below changes value or home)
     uint32_t* const* __restrict__ to = home;
     const uint32_t* __restrict__ from = value;
-    for (int i = 0; i < count; ++i) *to[i] = from[i];
+    if (count == N) {
+#pragma GCC unroll 32
+      for (int i = 0; i < N; ++i) *to[i] = from[i];
+    } else {
+      for (int i = 0; i < count; ++i) *to[i] = from[i];
+    }
   }
 };
 
@@ -560,6 +565,7 @@ class Model {
     const uint32_t c1 = lane_->history & 0xff;
     const int node = node_index();
     int16_t* x = x_;
+#pragma GCC unroll 32
     for (int i = 0; i < kContexts; ++i)
       x[i] = static_cast<int16_t>(stretch(counters_.load(i, &bucket_[i]->node[node])));
     // the runs: 0 from a context without one
@@ -589,7 +595,7 @@ class Model {
   }
 
   VORTEX_INLINE void update(int bit) {
-    counters_.update(bit, 60);
+    counters_.update(bit, 60, kContexts);
     run_counters_.update(bit, 255, runs_read_);
     const uint32_t ones = run_ones_[bit_];  // the runs whose byte agrees with the bit go on
     running_ &= bit ? ones : ~ones;
