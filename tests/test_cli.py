@@ -443,3 +443,37 @@ def test_python_m_runs_the_cli():
                             capture_output=True, timeout=60, check=False)
     assert result.returncode == 0
     assert b"Decode all of ARCHIVE" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["pack", "unpack"])
+def test_ctrl_c_stops_a_command_and_leaves_no_output(tmp_path, command):
+    """SIGINT while cm frames are being coded, on the main thread and on a worker: the
+    command stops (the kernels poll every 64 KiB), fails, and leaves no output file."""
+    import signal
+    import time
+
+    source = tmp_path / "input.bin"
+    source.write_bytes(noise(3 << 19))  # three frames of some seconds each
+    if command == "pack":
+        args = [source, "--codec", "cm", "--frame-size", "512K"]
+        output = tmp_path / "input.bin.vtx"
+    else:
+        archive = tmp_path / "in.vtx"
+        archive.write_bytes(vortexfmt.compress(source.read_bytes(), codec="cm",
+                                               frame_size=1 << 19, threads=2))
+        args, output = [archive, "-o", tmp_path / "out.bin"], tmp_path / "out.bin"
+    process = subprocess.Popen(vortex_command() + [command, *map(str, args), "-T", "2", "-q"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not leftovers(tmp_path) and time.monotonic() < deadline:  # output begun
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the frames
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert b"Aborted" in stderr
+    assert not output.exists()
+    assert leftovers(tmp_path) == []

@@ -248,3 +248,55 @@ def test_without_its_kernel_auto_does_without_cm_and_cm_frames_fail_clearly(monk
     assert [c.name for c in FrameEncoder("auto").codecs] == ["stored", "zstd", "lzma"]
     with pytest.raises(cm.CmUnavailableError, match="C\\+\\+ kernel"):
         vortexfmt.decompress(blob)
+
+
+# --- Stopping a long frame -------------------------------------------------------------------
+
+
+class StopAfter:
+    """A stand-in for threading.Event that says "stop" from its `calls`-th poll on, and
+    counts the polls (one per 64 KiB coded)."""
+
+    def __init__(self, calls: int | None = None) -> None:
+        self.calls, self.polls = calls, 0
+
+    def is_set(self) -> bool:
+        self.polls += 1
+        return self.calls is not None and self.polls >= self.calls
+
+
+def test_a_set_stop_event_stops_encoding_and_decoding_within_64_kib():
+    from vortexfmt.errors import CodingCancelled
+
+    data = text(5 * 65536 + 100)
+    payload = cm.CmCodec().encode(data)
+    stop = StopAfter(calls=2)
+    with pytest.raises(CodingCancelled, match="encoding cancelled"):
+        cm.CmCodec().encode(data, stop=stop)
+    assert stop.polls == 2  # after 128 KiB of 320, not at the end
+    stop = StopAfter(calls=1)
+    with pytest.raises(CodingCancelled, match="decoding cancelled"):
+        cm.CmCodec().decode(payload, len(data), stop=stop)
+    assert stop.polls == 1
+    never = StopAfter()
+    assert cm.CmCodec().decode(payload, len(data), stop=never) == data
+    assert never.polls == 5
+
+
+def test_ctrl_c_stops_a_frame_coded_on_the_main_thread():
+    """KeyboardInterrupt is raised from inside the kernel, not once the frame is done: the
+    stop event is polled (after the signal handlers) far fewer times than a whole frame
+    would take."""
+    import _thread
+    import threading
+
+    data = noise(4 << 20)  # 64 polls, tens of seconds if it ran to the end
+    stop = StopAfter()
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cm.CmCodec().encode(data, stop=stop)
+    finally:
+        timer.cancel()
+    assert stop.polls < 32

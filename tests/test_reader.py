@@ -491,3 +491,23 @@ def test_path_reading(tmp_path, stored):
     path.write_bytes(stored)
     with vortexfmt.open(os.fspath(path), "rb") as reader:
         assert reader.read() == CONTENT
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("seekable", [True, False], ids=["file", "stream"])
+def test_closing_a_reader_cancels_the_frames_it_decodes_ahead(threads, seekable, monkeypatch):
+    from vortexfmt.codecs import FrameDecoders
+    from vortexfmt.errors import CodingCancelled
+
+    blob = vortexfmt.compress(text(400_000), codec="cm", frame_size=100_000)
+    source = io.BytesIO(blob) if seekable else NonSeekable(blob)
+    reader = ArchiveReader(source, threads=threads)
+    assert reader.read(10) == text(400_000)[:10]  # frames 1.. are being decoded ahead
+    decoders = []
+    original = FrameDecoders.cancel
+    monkeypatch.setattr(FrameDecoders, "cancel",
+                        lambda self: (decoders.append(self), original(self)))
+    reader.close()
+    assert len(decoders) == 1
+    with pytest.raises(CodingCancelled):
+        decoders[0].decode(spec.CodecId.STORED, b"x", 1)

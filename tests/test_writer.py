@@ -300,6 +300,61 @@ def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(failing_frame
         vortexfmt.decompress(sink.getvalue())
 
 
+def test_a_failed_frame_cancels_the_frames_still_being_encoded(failing_frames, monkeypatch):
+    from vortexfmt.codecs import FrameEncoder
+
+    cancelled = []
+    original = FrameEncoder.cancel
+    monkeypatch.setattr(FrameEncoder, "cancel",
+                        lambda self: (cancelled.append(self), original(self)))
+    writer = ArchiveWriter(io.BytesIO(), codec="cm", frame_size=4096, threads=3)
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        for _ in range(10):
+            writer.write(b"FAIL" + text(4092))
+    assert cancelled == [writer.encoder]
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        writer.close()
+
+
+def test_leaving_a_with_block_by_ctrl_c_aborts_the_archive():
+    """No frame for the buffered data, no index: the archive reads as cut short."""
+    sink = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        with ArchiveWriter(sink, codec="zstd", frame_size=1 << 20) as writer:
+            writer.write(text(1000))
+            raise KeyboardInterrupt
+    assert writer.closed
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+    with pytest.raises(vortexfmt.VortexFormatError):
+        vortexfmt.decompress(sink.getvalue())
+
+
+def test_leaving_a_with_block_by_an_exception_closes_the_archive_as_usual():
+    sink = io.BytesIO()
+    with pytest.raises(LookupError):
+        with ArchiveWriter(sink, codec="zstd", frame_size=1 << 20) as writer:
+            writer.write(text(1000))
+            raise LookupError
+    assert vortexfmt.decompress(sink.getvalue()) == text(1000)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_abort_cancels_the_frames_being_encoded_and_writes_no_index(threads):
+    from vortexfmt.errors import CodingCancelled
+
+    sink = io.BytesIO()
+    writer = ArchiveWriter(sink, codec="cm", frame_size=100_000, threads=threads)
+    writer.write(text(250_000))  # with threads, two frames are being encoded
+    writer.abort()
+    assert writer.closed
+    with pytest.raises(CodingCancelled):  # what was being encoded was told to stop
+        writer.encoder.encode(text(100))
+    with pytest.raises(vortexfmt.VortexFormatError):
+        vortexfmt.decompress(sink.getvalue())
+    writer.close()  # closed already: nothing more happens
+    writer.abort()
+
+
 def test_a_writer_left_open_at_exit_still_ends_its_archive(tmp_path):
     """As with one thread, interpreter exit closes it: frames submitted then are encoded
     on the exiting thread."""

@@ -29,5 +29,10 @@ class UnsupportedCodecError(VortexFormatError):
     """A frame uses a codec id this reader does not implement."""
 
 
+class CodingCancelled(VortexError):
+    """A frame stopped being coded because its writer or reader was closing after an error
+    or an interrupt: nobody wanted the frame any more."""
+
+
 class ModelMismatchError(VortexError):
     """The archive was written with a model other than the one offered for decoding."""

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from vortexfmt.errors import UnsupportedCodecError, VortexError, VortexFormatError
+from vortexfmt.errors import CodingCancelled, UnsupportedCodecError, VortexError, VortexFormatError
 from vortexfmt.spec import CodecId
 
 
@@ -97,11 +97,20 @@ class FrameEncoder:
         self.side_thread = side_thread
         self._side_pool: ThreadPoolExecutor | None = None
         self._side_pool_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the frames being encoded, on any thread, as soon as their codecs can (cm:
+        within 64 KiB; lzma and zstd finish their frame), with CodingCancelled; every
+        later encode() raises it at once."""
+        self._stop.set()
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
         from vortexfmt.spec import max_payload_size
 
+        if self._stop.is_set():
+            raise CodingCancelled("frame encoding cancelled")
         candidates = [c for c in self.codecs
                       if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
         classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
@@ -110,11 +119,11 @@ class FrameEncoder:
                 and 0 < len(classic) < len(candidates):
             # cm takes ten times as long as lzma and zstd together: run those alongside it
             try:
-                side = self._side().submit(lambda: [(c, c.encode(raw)) for c in classic])
+                side = self._side().submit(lambda: [(c, self._encode(c, raw)) for c in classic])
             except RuntimeError:  # shut down (a writer left open at exit): in turn, here
                 side = None
         if side is not None:
-            rest = [(c, c.encode(raw)) for c in candidates if c not in classic]
+            rest = [(c, self._encode(c, raw)) for c in candidates if c not in classic]
             done = dict(side.result() + rest)
             results = [(c, done[c]) for c in candidates]  # candidates' order breaks ties
         else:
@@ -134,8 +143,12 @@ class FrameEncoder:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    @staticmethod
-    def _encode_in_turn(candidates, raw: bytes) -> list[tuple[FrameCodec, bytes]]:
+    def _encode(self, codec: FrameCodec, raw: bytes) -> bytes:
+        if getattr(codec, "cancellable", False):
+            return codec.encode(raw, stop=self._stop)
+        return codec.encode(raw)
+
+    def _encode_in_turn(self, candidates, raw: bytes) -> list[tuple[FrameCodec, bytes]]:
         results: list[tuple[FrameCodec, bytes]] = []
         for codec in candidates:
             if results and hasattr(codec, "encode_if_smaller"):  # model codecs
@@ -144,7 +157,7 @@ class FrameEncoder:
                 if payload is None:
                     continue
             else:
-                payload = codec.encode(raw)
+                payload = self._encode(codec, raw)
             results.append((codec, payload))
         return results
 
@@ -188,6 +201,12 @@ class FrameDecoders:
         self.model = model
         self.device = device
         self._model_codecs: dict[int, FrameCodec] = {}
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the frames being decoded, on any thread, as soon as their codecs can (cm:
+        within 64 KiB), with CodingCancelled; every later decode() raises it at once."""
+        self._stop.set()
 
     @staticmethod
     def prepare(codec_id: int) -> bool:
@@ -208,8 +227,13 @@ class FrameDecoders:
         return True
 
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
+        if self._stop.is_set():
+            raise CodingCancelled("frame decoding cancelled")
         if codec_id not in MODEL_CODEC_IDS:
-            return model_free_codec(codec_id).decode(payload, raw_size)
+            codec = model_free_codec(codec_id)
+            if getattr(codec, "cancellable", False):
+                return codec.decode(payload, raw_size, stop=self._stop)
+            return codec.decode(payload, raw_size)
         if codec_id not in self._model_codecs:
             if self.model_id == bytes(len(self.model_id)):
                 raise VortexFormatError(f"{codec_name(codec_id)} frame in an archive that "

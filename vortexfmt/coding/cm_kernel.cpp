@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -785,6 +786,35 @@ struct EncodedFrame {
   double ideal_bits = 0;  // the model's code length, -sum log2 p (statistics only)
 };
 
+// A way to stop a long frame: coding asks `poll` every kPollBytes bytes and, when it
+// answers true (the caller's signal handlers, or a cancel request), sets `stopped` and
+// returns what it has, which is of no use. (No exception: GCC's target_clones functions
+// cannot pass one on.)
+struct Interrupt {
+  bool (*poll)(void* context) = nullptr;
+  void* context = nullptr;
+  bool stopped = false;
+};
+constexpr size_t kPollBytes = size_t{1} << 16;  // about a fifth of a second of coding
+
+// Counts the bytes coded and asks `interrupt` once every kPollBytes of them: true to stop.
+class InterruptCheck {
+ public:
+  explicit InterruptCheck(Interrupt* interrupt) : interrupt_(interrupt) {}
+  VORTEX_INLINE bool stop_after(size_t bytes) {
+    if (interrupt_ == nullptr || interrupt_->poll == nullptr) return false;
+    since_ += bytes;
+    if (since_ < kPollBytes) return false;
+    since_ = 0;
+    interrupt_->stopped = interrupt_->poll(interrupt_->context);
+    return interrupt_->stopped;
+  }
+
+ private:
+  Interrupt* interrupt_;
+  size_t since_ = 0;
+};
+
 // -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
 // 4096 and from 61440 (the likeliest bits, which cost almost nothing), else at the middle
 // of p's step of 16 (within 0.2% of the exact cost), so that the tables stay in cache.
@@ -807,7 +837,9 @@ struct CodeLengthTable {
 // lane's string there (for the tests that hold the streams equal to torchac's).
 VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
                                               const Params& params, bool measure,
-                                              std::vector<std::string>* probabilities = nullptr) {
+                                              std::vector<std::string>* probabilities = nullptr,
+                                              Interrupt* interrupt = nullptr) {
+  InterruptCheck check(interrupt);
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
   static const CodeLengthTable code_length_table;
@@ -833,6 +865,7 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, 
       }
       model.end_byte(byte);
     }
+    if (check.stop_after(lanes)) return {};
   }
   EncodedFrame result;
   for (auto& e : encoder) result.streams.push_back(e.finish());
@@ -843,7 +876,8 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, 
 // Decodes `size` bytes from one stream per lane.
 VORTEX_MULTIVERSION std::string decode_frame(
     const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
-    const Params& params) {
+    const Params& params, Interrupt* interrupt = nullptr) {
+  InterruptCheck check(interrupt);
   const size_t lanes = streams.size();
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
@@ -865,6 +899,7 @@ VORTEX_MULTIVERSION std::string decode_frame(
       frame[lane[i].start + t] = static_cast<uint8_t>(byte);
       model.end_byte(byte);
     }
+    if (check.stop_after(lanes)) return {};
   }
   return out;
 }
@@ -880,6 +915,51 @@ namespace py = pybind11;
 
 namespace {
 
+// Raised (as the module's Cancelled) when `stop` is set while a frame is being coded.
+struct Cancelled : std::runtime_error {
+  Cancelled() : std::runtime_error("coding cancelled") {}
+};
+
+// What coding polls, with the GIL: the caller's signal handlers (so that Ctrl-C stops a
+// frame coded on the main thread), then the `stop` event (threading.Event or None).
+struct PollState {
+  py::handle stop;
+  bool raised = false;  // a handler, or stop.is_set(), raised: the Python error is set
+};
+
+bool poll_python(void* context) {
+  auto* state = static_cast<PollState*>(context);
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) {
+    state->raised = true;
+    return true;
+  }
+  if (state->stop.is_none()) return false;
+  try {
+    return state->stop.attr("is_set")().cast<bool>();
+  } catch (py::error_already_set& error) {
+    error.restore();
+    state->raised = true;
+    return true;
+  }
+}
+
+// Runs `code(&interrupt)` without the GIL, stopping as PollState says.
+template <typename Code>
+auto interruptible(py::object stop, Code&& code) {
+  PollState state{stop};
+  vortex::cm::Interrupt interrupt{&poll_python, &state};
+  auto result = [&] {
+    py::gil_scoped_release release;
+    return code(&interrupt);
+  }();
+  if (interrupt.stopped) {
+    if (state.raised) throw py::error_already_set();
+    throw Cancelled();
+  }
+  return result;
+}
+
 vortex::cm::Params checked_params(int table_bits, int stride) {
   if (table_bits < 1 || table_bits > 30) throw std::invalid_argument("table_bits out of range");
   if (stride < 0 || stride > 1 << 16) throw std::invalid_argument("stride out of range");
@@ -887,16 +967,15 @@ vortex::cm::Params checked_params(int table_bits, int stride) {
 }
 
 // (streams, ideal bits) of `data` coded in `lanes` lanes.
-py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure) {
+py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure,
+                 py::object stop) {
   const std::string_view raw = data;
   if (lanes < 1) throw std::invalid_argument("lanes must be at least 1");
   const auto params = checked_params(table_bits, stride);
-  vortex::cm::EncodedFrame frame;
-  {
-    py::gil_scoped_release release;
-    frame = vortex::cm::encode_frame(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(),
-                                     lanes, params, measure);
-  }
+  const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
+    return vortex::cm::encode_frame(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(),
+                                    lanes, params, measure, nullptr, interrupt);
+  });
   py::list streams;
   for (const auto& s : frame.streams) streams.append(py::bytes(s));
   return py::make_tuple(streams, frame.ideal_bits);
@@ -920,7 +999,7 @@ py::list probabilities(py::bytes data, size_t lanes, int table_bits, int stride)
 
 // The `size` bytes coded by the streams payload[offset : offset + length], one per lane.
 py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>& streams,
-                 size_t size, int table_bits, int stride) {
+                 size_t size, int table_bits, int stride, py::object stop) {
   const std::string_view bytes = payload;
   if (streams.empty()) throw std::invalid_argument("at least one stream is needed");
   std::vector<std::pair<const uint8_t*, size_t>> views;
@@ -930,19 +1009,22 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
     views.emplace_back(reinterpret_cast<const uint8_t*>(bytes.data()) + offset, length);
   }
   const auto params = checked_params(table_bits, stride);
-  std::string out;
-  {
-    py::gil_scoped_release release;
-    out = vortex::cm::decode_frame(views, size, params);
-  }
+  const std::string out = interruptible(stop, [&](auto* interrupt) {
+    return vortex::cm::decode_frame(views, size, params, interrupt);
+  });
   return py::bytes(out);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length");
-  m.def("decode", &decode, "a frame from its context-mixing streams");
+  py::register_exception<Cancelled>(m, "Cancelled");
+  m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length",
+        py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
+        py::arg("measure"), py::arg("stop") = py::none());
+  m.def("decode", &decode, "a frame from its context-mixing streams", py::arg("payload"),
+        py::arg("streams"), py::arg("size"), py::arg("table_bits"), py::arg("stride"),
+        py::arg("stop") = py::none());
   m.def("probabilities", &probabilities, "each lane's bit probabilities, as encode codes them");
 }
 #endif  // VORTEX_CM_STANDALONE

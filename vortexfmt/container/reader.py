@@ -104,6 +104,7 @@ class FrameReader(io.RawIOBase):
                 frames.close()
             pool = getattr(self, "_stream_pool", None)
             if pool is not None:
+                self._decoders.cancel()  # frames being decoded ahead stop, unread
                 pool.shutdown(wait=True, cancel_futures=True)
         finally:
             super().close()

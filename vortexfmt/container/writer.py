@@ -47,7 +47,11 @@ class ArchiveWriter(io.BufferedIOBase):
 
     If a frame fails to encode, the error is raised, and raised again by every later
     write() and by close(), which then writes no seek index: an archive missing a frame
-    must not look whole.
+    must not look whole; the frames still being encoded are cancelled.
+
+    abort() stops at once and leaves the archive without its index; leaving a `with`
+    block by KeyboardInterrupt (or another exception that is not an Exception, such as
+    SystemExit) aborts, where leaving it by an Exception closes as usual.
     """
 
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
@@ -64,6 +68,7 @@ class ArchiveWriter(io.BufferedIOBase):
         #: The error that lost a frame: later writes and close() raise it again, and no
         #: index is written, so that the archive cannot pass for whole.
         self._failure: BaseException | None = None
+        self._aborted = False
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         self._progress = progress
@@ -113,15 +118,16 @@ class ArchiveWriter(io.BufferedIOBase):
         if self.closed:
             return
         try:
-            self._check_failure()
-            if self._pending:
-                self._write_frame(bytes(self._pending))
-                self._pending.clear()
-            self._drain(0)
-            index_offset = self._offset
-            self._emit(structures.build_index(self._index))
-            self._emit(structures.build_trailer(index_offset, self._raw_size,
-                                                self._content_hash.intdigest()))
+            if not self._aborted:
+                self._check_failure()
+                if self._pending:
+                    self._write_frame(bytes(self._pending))
+                    self._pending.clear()
+                self._drain(0)
+                index_offset = self._offset
+                self._emit(structures.build_index(self._index))
+                self._emit(structures.build_trailer(index_offset, self._raw_size,
+                                                    self._content_hash.intdigest()))
             if hasattr(self._fileobj, "flush"):
                 self._fileobj.flush()
         finally:
@@ -133,6 +139,26 @@ class ArchiveWriter(io.BufferedIOBase):
             finally:
                 if self._close_fileobj:
                     self._fileobj.close()
+
+    def abort(self) -> None:
+        """Stop now: cancel the frames being encoded, drop the data not yet in a frame, and
+        close without writing the seek index or trailer, so that the archive reads as cut
+        short (its whole frames can still be salvaged). For Ctrl-C and the like."""
+        if self.closed:
+            return
+        self._aborted = True
+        self._encoder.cancel()
+        for _, future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        self._pending.clear()
+        self.close()
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None and not issubclass(kind, Exception):
+            self.abort()
+        else:
+            self.close()
 
     # Archive structure ------------------------------------------------------------------------
 
@@ -182,6 +208,7 @@ class ArchiveWriter(io.BufferedIOBase):
             return future.result()
         except BaseException as error:
             self._failure = error
+            self._encoder.cancel()
             for _, later in self._in_flight:
                 later.cancel()
             self._in_flight.clear()
