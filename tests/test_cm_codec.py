@@ -255,13 +255,18 @@ def test_without_its_kernel_auto_does_without_cm_and_cm_frames_fail_clearly(monk
 
 class StopAfter:
     """A stand-in for threading.Event that says "stop" from its `calls`-th poll on, and
-    counts the polls (one per 64 KiB coded)."""
+    counts the polls (one per 64 KiB coded); or, given `interrupt_at`, presses Ctrl-C
+    (simulates SIGINT) at that poll and never says "stop" itself."""
 
-    def __init__(self, calls: int | None = None) -> None:
-        self.calls, self.polls = calls, 0
+    def __init__(self, calls: int | None = None, interrupt_at: int | None = None) -> None:
+        self.calls, self.interrupt_at, self.polls = calls, interrupt_at, 0
 
     def is_set(self) -> bool:
+        import _thread
+
         self.polls += 1
+        if self.polls == self.interrupt_at:
+            _thread.interrupt_main()
         return self.calls is not None and self.polls >= self.calls
 
 
@@ -283,20 +288,43 @@ def test_a_set_stop_event_stops_encoding_and_decoding_within_64_kib():
     assert never.polls == 5
 
 
-def test_ctrl_c_stops_a_frame_coded_on_the_main_thread():
-    """KeyboardInterrupt is raised from inside the kernel, not once the frame is done: the
-    stop event is polled (after the signal handlers) far fewer times than a whole frame
-    would take."""
-    import _thread
-    import threading
+@pytest.mark.parametrize("direction", ["encode", "decode"])
+def test_ctrl_c_stops_a_frame_coded_on_the_main_thread(direction):
+    """Ctrl-C pressed during the second 64 KiB raises KeyboardInterrupt at the next poll,
+    from inside the kernel: there is no third poll."""
+    import signal
 
-    data = noise(4 << 20)  # 64 polls, tens of seconds if it ran to the end
-    stop = StopAfter()
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
+    data = text(5 * 65536 + 100)
+    payload = cm.CmCodec().encode(data)
+    stop = StopAfter(interrupt_at=2)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell
     try:
         with pytest.raises(KeyboardInterrupt):
-            cm.CmCodec().encode(data, stop=stop)
+            if direction == "encode":
+                cm.CmCodec().encode(data, stop=stop)
+            else:
+                cm.CmCodec().decode(payload, len(data), stop=stop)
     finally:
-        timer.cancel()
-    assert stop.polls < 32
+        signal.signal(signal.SIGINT, previous)
+    assert stop.polls == 2
+
+
+class Answer:
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def is_set(self):
+        return self.value
+
+
+class Unanswerable:
+    def __bool__(self):
+        raise LookupError("no answer")
+
+
+@pytest.mark.parametrize("answer, error", [(Answer(Unanswerable()), LookupError),
+                                           (object(), AttributeError)],
+                         ids=["bool-fails", "no-is_set"])
+def test_a_stop_event_that_fails_raises_its_error(answer, error):
+    with pytest.raises(error):
+        cm.CmCodec().encode(text(70_000), stop=answer)

@@ -329,6 +329,44 @@ def test_leaving_a_with_block_by_ctrl_c_aborts_the_archive():
         vortexfmt.decompress(sink.getvalue())
 
 
+def test_an_interrupt_inside_close_cancels_the_frames_and_writes_nothing_more():
+    from vortexfmt.errors import CodingCancelled
+
+    class InterruptedSink(io.RawIOBase):
+        """Raises KeyboardInterrupt at the first write once armed, counts writes after."""
+        armed, after = False, 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            if self.armed:
+                self.after += 1
+                if self.after == 1:
+                    raise KeyboardInterrupt
+            return len(data)
+
+    sink = InterruptedSink()
+    writer = ArchiveWriter(sink, codec="cm", frame_size=100_000, threads=3)
+    writer.write(text(250_000))
+    sink.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        writer.close()
+    assert writer.closed
+    assert sink.after == 1  # nothing after the interrupted write
+    with pytest.raises(CodingCancelled):
+        writer.encoder.encode(text(100))
+
+
+def test_leaving_a_text_writers_with_block_by_ctrl_c_aborts_the_archive():
+    sink = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        with vortexfmt.open(sink, "wt", codec="zstd") as out:
+            out.write("some text\n" * 100)
+            raise KeyboardInterrupt
+    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+
+
 def test_leaving_a_with_block_by_an_exception_closes_the_archive_as_usual():
     sink = io.BytesIO()
     with pytest.raises(LookupError):

@@ -4,6 +4,7 @@ from vortexfmt.api import compress, decompress, open
 from vortexfmt.container.reader import ArchiveReader
 from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
 from vortexfmt.errors import (
+    CodingCancelled,
     FrameDamageError,
     ModelMismatchError,
     UnsupportedCodecError,
@@ -14,7 +15,7 @@ from vortexfmt.errors import (
 __version__ = "0.5.0"
 
 __all__ = [
-    "DEFAULT_FRAME_SIZE", "ArchiveReader", "ArchiveWriter", "FrameDamageError",
+    "DEFAULT_FRAME_SIZE", "ArchiveReader", "ArchiveWriter", "CodingCancelled", "FrameDamageError",
     "ModelMismatchError", "UnsupportedCodecError", "VortexError", "VortexFormatError",
     "compress", "decompress", "open",
 ]

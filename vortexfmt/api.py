@@ -54,8 +54,19 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
             fileobj.close()
         raise
     if text:
-        return io.TextIOWrapper(stream, encoding, errors, newline)
+        wrapper = _TextWriter if binary_mode != "r" else io.TextIOWrapper
+        return wrapper(stream, encoding, errors, newline)
     return stream
+
+
+class _TextWriter(io.TextIOWrapper):
+    """Text over an ArchiveWriter, which a `with` block left by KeyboardInterrupt or
+    SystemExit aborts, as it does the writer itself."""
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            self.buffer.abort()  # closes the writer: closing this wrapper does nothing more
+        self.close()
 
 
 def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,

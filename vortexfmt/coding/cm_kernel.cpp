@@ -935,13 +935,18 @@ bool poll_python(void* context) {
     return true;
   }
   if (state->stop.is_none()) return false;
+  // nothing may be thrown from here through the coding loops (see vortex::cm::Interrupt)
   try {
-    return state->stop.attr("is_set")().cast<bool>();
+    const py::object answer = state->stop.attr("is_set")();
+    const int truth = PyObject_IsTrue(answer.ptr());
+    if (truth >= 0) return truth != 0;
   } catch (py::error_already_set& error) {
     error.restore();
-    state->raised = true;
-    return true;
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "asking the stop event failed");
   }
+  state->raised = true;  // the Python error is set
+  return true;
 }
 
 // Runs `code(&interrupt)` without the GIL, stopping as PollState says.

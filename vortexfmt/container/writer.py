@@ -49,9 +49,10 @@ class ArchiveWriter(io.BufferedIOBase):
     write() and by close(), which then writes no seek index: an archive missing a frame
     must not look whole; the frames still being encoded are cancelled.
 
-    abort() stops at once and leaves the archive without its index; leaving a `with`
-    block by KeyboardInterrupt (or another exception that is not an Exception, such as
-    SystemExit) aborts, where leaving it by an Exception closes as usual.
+    abort() stops at once and leaves the archive without its index. Leaving a `with`
+    block by KeyboardInterrupt or SystemExit aborts; leaving it by anything else closes
+    as usual. So does an error (an interrupt included) raised inside close(): the frames
+    still being encoded are cancelled, and no index is written.
     """
 
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
@@ -109,7 +110,7 @@ class ArchiveWriter(io.BufferedIOBase):
         """Write the frames being encoded, then flush the underlying file. A partial frame
         stays buffered: frames are whole."""
         self._check_open()
-        if self._failure is None:
+        if self._failure is None and not self._aborted:
             self._drain(0)
         if hasattr(self._fileobj, "flush"):
             self._fileobj.flush()
@@ -119,15 +120,19 @@ class ArchiveWriter(io.BufferedIOBase):
             return
         try:
             if not self._aborted:
-                self._check_failure()
-                if self._pending:
-                    self._write_frame(bytes(self._pending))
-                    self._pending.clear()
-                self._drain(0)
-                index_offset = self._offset
-                self._emit(structures.build_index(self._index))
-                self._emit(structures.build_trailer(index_offset, self._raw_size,
-                                                    self._content_hash.intdigest()))
+                try:
+                    self._check_failure()
+                    if self._pending:
+                        self._write_frame(bytes(self._pending))
+                        self._pending.clear()
+                    self._drain(0)
+                    index_offset = self._offset
+                    self._emit(structures.build_index(self._index))
+                    self._emit(structures.build_trailer(index_offset, self._raw_size,
+                                                        self._content_hash.intdigest()))
+                except BaseException:  # the archive cannot be ended: stop at once
+                    self._stop_coding()
+                    raise
             if hasattr(self._fileobj, "flush"):
                 self._fileobj.flush()
         finally:
@@ -146,19 +151,24 @@ class ArchiveWriter(io.BufferedIOBase):
         short (its whole frames can still be salvaged). For Ctrl-C and the like."""
         if self.closed:
             return
+        self._stop_coding()
+        self.close()
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            self.abort()
+        else:
+            self.close()
+
+    def _stop_coding(self) -> None:
+        """From now on write nothing more: cancel the frames being encoded, drop the data
+        not yet in a frame."""
         self._aborted = True
         self._encoder.cancel()
         for _, future in self._in_flight:
             future.cancel()
         self._in_flight.clear()
         self._pending.clear()
-        self.close()
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is not None and not issubclass(kind, Exception):
-            self.abort()
-        else:
-            self.close()
 
     # Archive structure ------------------------------------------------------------------------
 
