@@ -327,6 +327,28 @@ def test_lzma_payload_is_a_raw_lzma2_stream():
         LzmaCodec().decode(payload + b"\0", 5000)
 
 
+@pytest.mark.parametrize("size", [0, 1, 256 << 10, (256 << 10) + 1, 700_000])
+def test_lzma_in_pieces_writes_the_stream_lzma_compress_writes(size):
+    """Archives are the same as when lzma coded a frame in one call."""
+    raw = (text(size // 2 + 1) + noise(size // 2 + 1))[:size]
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME,
+                "dict_size": lzma_dict_size(size)}]
+    assert LzmaCodec().encode(raw) == lzma.compress(raw, format=lzma.FORMAT_RAW,
+                                                    filters=filters)
+
+
+def test_a_set_stop_event_stops_lzma_between_pieces():
+    import threading
+
+    from vortexfmt.errors import CodingCancelled
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CodingCancelled, match="lzma"):
+        LzmaCodec().encode(text(1000), stop=stop)
+    assert LzmaCodec().encode(b"", stop=stop) == LzmaCodec().encode(b"")  # nothing to stop
+
+
 def test_auto_keeps_the_smallest_and_stored_on_ties():
     encoder = FrameEncoder("auto")
     codec_id, payload = encoder.encode(noise(500))

@@ -101,8 +101,8 @@ class FrameEncoder:
 
     def cancel(self) -> None:
         """Stop the frames being encoded, on any thread, as soon as their codecs can (cm:
-        within 64 KiB; lzma and zstd finish their frame), with CodingCancelled; every
-        later encode() raises it at once."""
+        within 64 KiB; an lzma or zstd encoding under way finishes, none begins), with
+        CodingCancelled; every later encode() raises it at once."""
         self._stop.set()
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
@@ -146,6 +146,8 @@ class FrameEncoder:
     def _encode(self, codec: FrameCodec, raw: bytes) -> bytes:
         if getattr(codec, "cancellable", False):
             return codec.encode(raw, stop=self._stop)
+        if self._stop.is_set():  # lzma and zstd cannot stop once begun: do not begin
+            raise CodingCancelled("frame encoding cancelled")
         return codec.encode(raw)
 
     def _encode_in_turn(self, candidates, raw: bytes) -> list[tuple[FrameCodec, bytes]]:

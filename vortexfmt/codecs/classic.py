@@ -7,7 +7,7 @@ import threading
 
 import zstandard
 
-from vortexfmt.errors import VortexFormatError
+from vortexfmt.errors import CodingCancelled, VortexFormatError
 from vortexfmt.spec import CodecId
 
 ZSTD_LEVEL = 19
@@ -68,17 +68,34 @@ def lzma_dict_size(raw_size: int) -> int:
     return max(4096, 1 << max(0, raw_size - 1).bit_length())
 
 
+#: lzma encodes a frame in pieces of this many bytes, looking at `stop` between them (about
+#: 0.1 s each here). liblzma's stream does not depend on how its input is cut: it is the
+#: one lzma.compress writes (tests/test_spec.py holds them equal).
+LZMA_PIECE = 256 << 10
+
+
 class LzmaCodec:
     """A raw LZMA2 stream (no .xz container) whose dictionary spans the frame."""
 
     codec_id = CodecId.LZMA
     name = "lzma"
     thread_safe = True
+    #: encode() takes `stop` (a threading.Event): once set, it stops with CodingCancelled
+    #: before its next piece.
+    cancellable = True
 
-    def encode(self, raw: bytes) -> bytes:
+    def encode(self, raw: bytes, stop: threading.Event | None = None) -> bytes:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": LZMA_PRESET,
                     "dict_size": lzma_dict_size(len(raw))}]
-        return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=filters)
+        compressor = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=filters)
+        view = memoryview(raw)
+        pieces = []
+        for start in range(0, len(view), LZMA_PIECE):
+            if stop is not None and stop.is_set():
+                raise CodingCancelled("lzma frame encoding cancelled")
+            pieces.append(compressor.compress(view[start:start + LZMA_PIECE]))
+        pieces.append(compressor.flush())
+        return b"".join(pieces)
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:
         filters = [{"id": lzma.FILTER_LZMA2, "dict_size": lzma_dict_size(raw_size)}]
