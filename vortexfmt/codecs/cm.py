@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
 
 from construct import ConstructError, StreamError
 
 from vortexfmt import native
 from vortexfmt.coding.features import choose_stride
+from vortexfmt.coding.stats import EncodeStats
 from vortexfmt.errors import CodingCancelled, VortexError, VortexFormatError
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
@@ -43,16 +43,6 @@ class CmUnavailableError(VortexError):
 def table_bits_for(raw_size: int, max_bits: int = DEFAULT_MAX_TABLE_BITS) -> int:
     """The table size, as log2 of buckets, a writer uses for a frame of `raw_size` bytes."""
     return max(MIN_TABLE_BITS, min(max_bits, (raw_size // 8).bit_length()))
-
-
-@dataclass
-class CmStats:
-    """What encoding cost, against the model's ideal code length."""
-
-    ideal_bits: float = 0.0
-    coded_bytes: int = 0
-    overhead_bytes: int = 0
-    coded_raw_bytes: int = 0
 
 
 def _kernel():
@@ -93,7 +83,7 @@ class CmCodec:
             raise ValueError("lanes must be at least 1")
         self.lanes = lanes
         self.max_table_bits = max_table_bits
-        self.stats = CmStats()
+        self.stats = EncodeStats()
         self._stats_lock = threading.Lock()
 
     def encode(self, raw: bytes, stop: threading.Event | None = None) -> bytes:

@@ -28,6 +28,7 @@ from vortexfmt.coding.features import (
     to_lanes,
 )
 from vortexfmt.coding.mixing import ContextMixer
+from vortexfmt.coding.stats import EncodeStats
 from vortexfmt.errors import VortexFormatError
 from vortexfmt.model import intmath
 from vortexfmt.model.integer import IntegerByteModel, StepRunner
@@ -49,18 +50,6 @@ def _torchac():
         return sys.modules["torchac"]
     return native.quietly(lambda: importlib.import_module("torchac"),
                           "building torchac's C++ backend (first use only, ~20 s)")
-
-
-@dataclass
-class EncodeStats:
-    """What encoding a frame cost, against the model's ideal code length."""
-
-    ideal_bits: float = 0.0
-    coded_bytes: int = 0
-    overhead_bytes: int = 0  # payload header and stream lengths
-    coded_raw_bytes: int = 0  # raw bytes of the frames fully encoded
-    estimated_bits: float = 0.0  # ideal bits estimated on sampled lanes (frames skipped)
-    estimated_raw_bytes: int = 0
 
 
 @dataclass
