@@ -6,7 +6,8 @@
 // Hot loops get an AVX2 build next to the baseline one, picked when the module loads
 // (GCC function multi-versioning): the build must not assume the CPU it runs on, since
 // torch caches it in a home directory that machines may share. Integer arithmetic (and
-// doubles holding integers below 2^53) gives the same results in both.
+// doubles holding integers below 2^53, and cm's counter_rate, a float quotient truncated
+// where no rounding can cross an integer) gives the same results in both.
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #define VORTEX_MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #else

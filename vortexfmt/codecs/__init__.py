@@ -100,9 +100,9 @@ class FrameEncoder:
         self._stop = threading.Event()
 
     def cancel(self) -> None:
-        """Stop the frames being encoded, on any thread, as soon as their codecs can (cm:
-        within 64 KiB; an lzma or zstd encoding under way finishes, none begins), with
-        CodingCancelled; every later encode() raises it at once."""
+        """Stop the frames being encoded, on any thread, as soon as their codecs can (cm
+        within 64 KiB, lzma before its next 256 KiB; a zstd encoding under way finishes,
+        none begins), with CodingCancelled; every later encode() raises it at once."""
         self._stop.set()
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:

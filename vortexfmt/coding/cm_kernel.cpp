@@ -11,7 +11,8 @@
 // torchac's, and tests/golden/cm.json pins what the model computes.
 //
 // Everything on the coding path is integer arithmetic on fixed-width types, with no
-// signed overflow and no floating point, so the encoder and the decoder compute the same
+// signed overflow, and no floating point but one division whose truncation is exact in
+// any precision (counter_rate), so the encoder and the decoder compute the same
 // probabilities on every machine and compiler: this is what makes an archive decodable.
 #include <algorithm>
 #include <cmath>
@@ -103,11 +104,14 @@ VORTEX_INLINE void counter_update(uint32_t& v, int bit, uint32_t limit) {
   v = counter_updated(v, kRate.value[v & 0xffff], bit, limit);
 }
 
-// kRate.value[n] without a table: 2^16 / (2n + 3) is never an integer, and its float
-// quotient (correctly rounded, as IEEE 754 requires everywhere) truncates to the same
-// integer for every n < 2^16 (checked exhaustively), so vector units can compute it.
+// kRate.value[n] without a table, so that vector units can compute it: 2^16 / (2n + 3) is
+// never an integer, and lies at least 2^-16 of itself below the next one, far more than a
+// float quotient's rounding error (2^-24 of it, IEEE 754 division being correctly rounded;
+// less in a wider precision such as x87's). So the truncated quotient is the integer one
+// for every n < 2^16 (also checked exhaustively).
 VORTEX_INLINE int32_t counter_rate(uint32_t v) {
-  return static_cast<int32_t>(65536.0f / static_cast<float>(static_cast<int32_t>(2 * (v & 0xffff) + 3)));
+  const auto divisor = static_cast<int32_t>(2 * (v & 0xffff) + 3);
+  return static_cast<int32_t>(65536.0f / static_cast<float>(divisor));
 }
 
 // Counters read for one bit, updated together once it is known: kept side by side, the
@@ -538,8 +542,9 @@ class Model {
     // bit k of run_ones_[j]: whether context k's run byte has a 1 at bit j (from the top);
     // a multiply gathers the low bits of eight bytes into one
     static_assert(kContexts <= 24, "three words hold the run bytes");
-    uint64_t run_bytes[3] = {};
-    std::memcpy(run_bytes, run_byte_, kContexts);
+    uint64_t run_bytes[3] = {};  // byte k of word w: context 8w + k's (on any byte order)
+    for (int i = 0; i < kContexts; ++i)
+      run_bytes[i / 8] |= uint64_t{run_byte_[i]} << (8 * (i % 8));
     for (int j = 0; j < 8; ++j) {
       uint32_t ones = 0;
       for (int w = 0; w < 3; ++w) {
