@@ -393,6 +393,20 @@ def test_abort_cancels_the_frames_being_encoded_and_writes_no_index(threads):
     writer.abort()
 
 
+@pytest.mark.parametrize("end", ["close", "abort"])
+def test_a_writer_whose_init_failed_closes_quietly(end, tmp_path):
+    """As the garbage collector closes it: no error, nothing written."""
+    from vortexfmt.errors import VortexError
+
+    sink = io.BytesIO()
+    writer = ArchiveWriter.__new__(ArchiveWriter)
+    with pytest.raises(VortexError):
+        writer.__init__(sink, codec="neural", model=str(tmp_path / "missing.safetensors"))
+    getattr(writer, end)()
+    assert writer.closed
+    assert sink.getvalue() == b""
+
+
 def test_a_writer_left_open_at_exit_still_ends_its_archive(tmp_path):
     """As with one thread, interpreter exit closes it: frames submitted then are encoded
     on the exiting thread."""

@@ -55,6 +55,10 @@ class ArchiveWriter(io.BufferedIOBase):
     still being encoded are cancelled, and no index is written.
     """
 
+    #: Set once __init__ has written the file header: a writer whose __init__ failed has no
+    #: archive to end, and its close() (as the garbage collector calls it) does nothing.
+    _ready = False
+
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
                  model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False,
@@ -83,6 +87,7 @@ class ArchiveWriter(io.BufferedIOBase):
         self._emit(structures.build_file_header(
             frame_size, self._encoder.model_id or structures.NO_MODEL,
             self._encoder.version_minor))
+        self._ready = True
 
     # io.BufferedIOBase ------------------------------------------------------------------------
 
@@ -110,6 +115,8 @@ class ArchiveWriter(io.BufferedIOBase):
         """Write the frames being encoded, then flush the underlying file. A partial frame
         stays buffered: frames are whole."""
         self._check_open()
+        if not self._ready:
+            return
         if self._failure is None and not self._aborted:
             self._drain(0)
         if hasattr(self._fileobj, "flush"):
@@ -117,6 +124,9 @@ class ArchiveWriter(io.BufferedIOBase):
 
     def close(self) -> None:
         if self.closed:
+            return
+        if not self._ready:  # its __init__ failed (pools start threads only when used)
+            super().close()
             return
         try:
             if not self._aborted:
@@ -151,7 +161,8 @@ class ArchiveWriter(io.BufferedIOBase):
         short (its whole frames can still be salvaged). For Ctrl-C and the like."""
         if self.closed:
             return
-        self._stop_coding()
+        if self._ready:
+            self._stop_coding()
         self.close()
 
     def __exit__(self, kind, value, traceback) -> None:
