@@ -10,6 +10,7 @@ from conftest import ArchiveEditor, NonSeekable, text
 
 import vortexfmt
 from vortexfmt import ArchiveReader, FrameDamageError, VortexFormatError, spec
+from vortexfmt.container import frames as frames_module
 from vortexfmt.container import readahead as readahead_module
 from vortexfmt.container import structures
 from vortexfmt.container.structures import IndexEntry
@@ -33,12 +34,14 @@ def stored() -> bytes:
 def decodes(monkeypatch) -> list[int]:
     """Frame numbers the seekable reader decodes, in order."""
     seen: list[int] = []
-    original = readahead_module.decode_indexed_frame
+    original = frames_module.decode_indexed_frame
 
     def counting(header, payload, number, *args):
         seen.append(number)
         return original(header, payload, number, *args)
 
+    # on the calling thread (load_indexed_frame) and on workers (read ahead)
+    monkeypatch.setattr(frames_module, "decode_indexed_frame", counting)
     monkeypatch.setattr(readahead_module, "decode_indexed_frame", counting)
     return seen
 

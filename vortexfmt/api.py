@@ -37,9 +37,10 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError(f"invalid mode {mode!r}")
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
-    check_threads(threads)  # before a file is opened or created
-    if binary_mode != "r":
-        check_writer_arguments(codec, frame_size, threads)  # before a file is created
+    if binary_mode == "r":  # before a file is opened or created
+        check_threads(threads)
+    else:
+        check_writer_arguments(codec, frame_size, threads)
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
     try:

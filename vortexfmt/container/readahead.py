@@ -16,7 +16,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from vortexfmt.codecs import FrameDecoders
-from vortexfmt.container.frames import decode_indexed_frame, read_indexed_frame
+from vortexfmt.container.frames import (
+    decode_indexed_frame,
+    load_indexed_frame,
+    read_indexed_frame,
+)
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import FrameDamageError
 
@@ -91,10 +95,8 @@ class FrameReadAhead:
         return self._entries.get(number)
 
     def _decode_now(self, number: int) -> bytes:
-        entry = self._entry(number)
-        header, payload = read_indexed_frame(self._fileobj, self._base, number, entry,
-                                             self._file_header)
-        return decode_indexed_frame(header, payload, number, entry, self._decoders)
+        return load_indexed_frame(self._fileobj, self._base, number, self._entry(number),
+                                  self._file_header, self._decoders)
 
     def _schedule(self, number: int) -> None:
         entry = self._entry(number)

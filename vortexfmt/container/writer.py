@@ -175,11 +175,15 @@ class ArchiveWriter(io.BufferedIOBase):
         """From now on write nothing more: cancel the frames being encoded, drop the data
         not yet in a frame."""
         self._aborted = True
+        self._cancel_in_flight()
+        self._pending.clear()
+
+    def _cancel_in_flight(self) -> None:
+        """Cancel the frames being encoded (cm stops within 64 KiB) and forget them."""
         self._encoder.cancel()
         for _, future in self._in_flight:
             future.cancel()
         self._in_flight.clear()
-        self._pending.clear()
 
     # Archive structure ------------------------------------------------------------------------
 
@@ -229,10 +233,7 @@ class ArchiveWriter(io.BufferedIOBase):
             return future.result()
         except BaseException as error:
             self._failure = error
-            self._encoder.cancel()
-            for _, later in self._in_flight:
-                later.cancel()
-            self._in_flight.clear()
+            self._cancel_in_flight()
             raise
 
     def _check_failure(self) -> None:
