@@ -82,36 +82,28 @@ VORTEX_INLINE int32_t squash_within(int32_t x) { return kSquash.value[x + kStret
 // by 1/(n + 1.5) of the way to the bit, n saturating at a limit: fast at first, steadier as
 // evidence grows. (65535 * 2^15 / 1.5 < 2^31: the product fits an int32.)
 
-struct RateTable {
-  int32_t value[1024];
-  RateTable() {
-    for (int n = 0; n < 1024; ++n) value[n] = 65536 / (2 * n + 3);  // 2^15 / (n + 1.5)
-  }
-};
-const RateTable kRate;
-
 VORTEX_INLINE int32_t counter_p16(uint32_t v) {
   return static_cast<int32_t>((v >> 16) ^ 0x8000u);
 }
 VORTEX_INLINE uint32_t counter_count(uint32_t v) { return v & 0xffff; }
-VORTEX_INLINE uint32_t counter_updated(uint32_t v, int32_t rate, int bit, uint32_t limit) {
-  const uint32_t n = v & 0xffff;
+
+// The rate 2^15 / (n + 1.5) = floor(2^16 / (2n + 3)), by a division vector units also do:
+// 2^16 / (2n + 3) is never an integer, and lies at least 2^-16 of itself below the next
+// one, far more than a float quotient's rounding error (2^-24 of it, IEEE 754 division
+// being correctly rounded; less in a wider precision such as x87's). So the truncated
+// quotient is the integer one for every n < 2^16 (also checked exhaustively).
+VORTEX_INLINE int32_t counter_rate(uint32_t v) {
+  const auto divisor = static_cast<int32_t>(2 * counter_count(v) + 3);
+  return static_cast<int32_t>(65536.0f / static_cast<float>(divisor));
+}
+VORTEX_INLINE uint32_t counter_updated(uint32_t v, int bit, uint32_t limit) {
+  const uint32_t n = counter_count(v);
   int32_t p = counter_p16(v);
-  p += ((bit * 65535 - p) * rate) >> 15;
+  p += ((bit * 65535 - p) * counter_rate(v)) >> 15;
   return ((static_cast<uint32_t>(p) ^ 0x8000u) << 16) | (n + (n < limit));
 }
 VORTEX_INLINE void counter_update(uint32_t& v, int bit, uint32_t limit) {
-  v = counter_updated(v, kRate.value[v & 0xffff], bit, limit);
-}
-
-// kRate.value[n] without a table, so that vector units can compute it: 2^16 / (2n + 3) is
-// never an integer, and lies at least 2^-16 of itself below the next one, far more than a
-// float quotient's rounding error (2^-24 of it, IEEE 754 division being correctly rounded;
-// less in a wider precision such as x87's). So the truncated quotient is the integer one
-// for every n < 2^16 (also checked exhaustively).
-VORTEX_INLINE int32_t counter_rate(uint32_t v) {
-  const auto divisor = static_cast<int32_t>(2 * (v & 0xffff) + 3);
-  return static_cast<int32_t>(65536.0f / static_cast<float>(divisor));
+  v = counter_updated(v, bit, limit);
 }
 
 // Counters read for one bit, updated together once it is known: kept side by side, the
@@ -130,7 +122,7 @@ struct CounterBatch {
   // Updates counters 0 .. count - 1 with `bit`.
   VORTEX_INLINE void update(int bit, uint32_t limit, int count) {
     for (int i = 0; i < kLanes; ++i)
-      value[i] = counter_updated(value[i], counter_rate(value[i]), bit, limit);
+      value[i] = counter_updated(value[i], bit, limit);
     // (the counters are in other memory: no store below changes value or home)
     uint32_t* const* __restrict__ to = home;
     const uint32_t* __restrict__ from = value;
