@@ -151,6 +151,19 @@ def opened_files(monkeypatch) -> list:
     return files
 
 
+def calls_to(monkeypatch, owner, name: str) -> list:
+    """The objects whose method `owner.name` is called from now on (it still runs)."""
+    called = []
+    original = getattr(owner, name)
+
+    def recording(self, *args, **kwargs):
+        called.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return called
+
+
 def vortex_command() -> list[str]:
     """The installed `vortex` script beside this interpreter, or the module."""
     script = Path(sys.executable).parent / "vortex"

@@ -6,7 +6,7 @@ import io
 import os
 
 import pytest
-from conftest import ArchiveEditor, NonSeekable, text
+from conftest import ArchiveEditor, NonSeekable, calls_to, text
 
 import vortexfmt
 from vortexfmt import ArchiveReader, FrameDamageError, VortexFormatError, spec
@@ -506,10 +506,7 @@ def test_closing_a_reader_cancels_the_frames_it_decodes_ahead(threads, seekable,
     source = io.BytesIO(blob) if seekable else NonSeekable(blob)
     reader = ArchiveReader(source, threads=threads)
     assert reader.read(10) == text(400_000)[:10]  # frames 1.. are being decoded ahead
-    decoders = []
-    original = FrameDecoders.cancel
-    monkeypatch.setattr(FrameDecoders, "cancel",
-                        lambda self: (decoders.append(self), original(self)))
+    decoders = calls_to(monkeypatch, FrameDecoders, "cancel")
     reader.close()
     assert len(decoders) == 1
     with pytest.raises(CodingCancelled):

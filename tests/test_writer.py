@@ -6,7 +6,7 @@ import array
 import io
 
 import pytest
-from conftest import CODECS, SAMPLES, WriteOnly, noise, text
+from conftest import CODECS, SAMPLES, WriteOnly, calls_to, noise, text
 
 import vortexfmt
 from vortexfmt import ArchiveWriter, spec
@@ -303,10 +303,7 @@ def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(failing_frame
 def test_a_failed_frame_cancels_the_frames_still_being_encoded(failing_frames, monkeypatch):
     from vortexfmt.codecs import FrameEncoder
 
-    cancelled = []
-    original = FrameEncoder.cancel
-    monkeypatch.setattr(FrameEncoder, "cancel",
-                        lambda self: (cancelled.append(self), original(self)))
+    cancelled = calls_to(monkeypatch, FrameEncoder, "cancel")
     writer = ArchiveWriter(io.BytesIO(), codec="cm", frame_size=4096, threads=3)
     with pytest.raises(RuntimeError, match="encoder failed"):
         for _ in range(10):
@@ -316,17 +313,23 @@ def test_a_failed_frame_cancels_the_frames_still_being_encoded(failing_frames, m
         writer.close()
 
 
-def test_leaving_a_with_block_by_ctrl_c_aborts_the_archive():
-    """No frame for the buffered data, no index: the archive reads as cut short."""
+@pytest.mark.parametrize("leaving, aborts", [(KeyboardInterrupt, True), (SystemExit, True),
+                                             (LookupError, False)])
+def test_leaving_a_with_block_by_ctrl_c_or_exit_aborts_and_otherwise_closes(leaving, aborts):
+    """Aborted: no frame for the buffered data, no index, so the archive reads as cut
+    short. Closed: the archive is whole, as after any other with block."""
     sink = io.BytesIO()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(leaving):
         with ArchiveWriter(sink, codec="zstd", frame_size=1 << 20) as writer:
             writer.write(text(1000))
-            raise KeyboardInterrupt
+            raise leaving
     assert writer.closed
-    assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
-    with pytest.raises(vortexfmt.VortexFormatError):
-        vortexfmt.decompress(sink.getvalue())
+    if aborts:
+        assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
+        with pytest.raises(vortexfmt.VortexFormatError):
+            vortexfmt.decompress(sink.getvalue())
+    else:
+        assert vortexfmt.decompress(sink.getvalue()) == text(1000)
 
 
 def test_an_interrupt_inside_close_cancels_the_frames_and_writes_nothing_more():
@@ -365,15 +368,6 @@ def test_leaving_a_text_writers_with_block_by_ctrl_c_aborts_the_archive():
             out.write("some text\n" * 100)
             raise KeyboardInterrupt
     assert len(sink.getvalue()) == spec.FILE_HEADER_SIZE
-
-
-def test_leaving_a_with_block_by_an_exception_closes_the_archive_as_usual():
-    sink = io.BytesIO()
-    with pytest.raises(LookupError):
-        with ArchiveWriter(sink, codec="zstd", frame_size=1 << 20) as writer:
-            writer.write(text(1000))
-            raise LookupError
-    assert vortexfmt.decompress(sink.getvalue()) == text(1000)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
