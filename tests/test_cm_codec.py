@@ -95,6 +95,32 @@ def test_lanes_round_trip_with_repeats_across_lanes(lanes):
     assert codec.decode(payload, len(data)) == data
 
 
+# Sizes around the two-thread encoder's chunks of 256 bytes and its ring of 16 of them.
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 16 * 256, 16 * 256 + 1, 50_000])
+@pytest.mark.parametrize("lanes", [1, 3, 64])
+def test_two_threads_encode_the_payload_one_thread_does(size, lanes):
+    data = ((text(3000) + noise(700, 3)) * 20)[:size]
+    stats = cm.CmCodec(lanes=lanes), cm.CmCodec(lanes=lanes)
+    assert stats[1].encode(data, threads=2) == stats[0].encode(data)
+    assert stats[1].stats == stats[0].stats  # the ideal code length too
+
+
+def test_two_threads_encode_the_golden_payloads(monkeypatch):
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    encode = cm.CmCodec.encode
+    monkeypatch.setattr(cm.CmCodec, "encode",
+                        lambda self, raw, stop=None, threads=1: encode(self, raw, stop, 2))
+    assert make_golden.compute_cm() == json.loads((GOLDEN / "cm.json").read_text())
+
+
+def test_the_kernel_encodes_on_one_or_two_threads_only():
+    for threads in (0, 3):
+        with pytest.raises(ValueError, match="threads must be 1 or 2"):
+            _kernel().encode(b"abc", 1, 10, 0, False, None, threads)
+
+
 def test_more_lanes_than_bytes_take_one_lane_per_byte():
     codec = cm.CmCodec(lanes=10)
     payload = codec.encode(b"abc")
@@ -270,14 +296,15 @@ class StopAfter:
         return self.calls is not None and self.polls >= self.calls
 
 
-def test_a_set_stop_event_stops_encoding_and_decoding_within_64_kib():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_set_stop_event_stops_encoding_and_decoding_within_64_kib(threads):
     from vortexfmt.errors import CodingCancelled
 
     data = text(5 * 65536 + 100)
     payload = cm.CmCodec().encode(data)
     stop = StopAfter(calls=2)
     with pytest.raises(CodingCancelled, match="encoding cancelled"):
-        cm.CmCodec().encode(data, stop=stop)
+        cm.CmCodec().encode(data, stop=stop, threads=threads)
     assert stop.polls == 2  # after 128 KiB of 320, not at the end
     stop = StopAfter(calls=1)
     with pytest.raises(CodingCancelled, match="decoding cancelled"):
@@ -288,7 +315,7 @@ def test_a_set_stop_event_stops_encoding_and_decoding_within_64_kib():
     assert never.polls == 5
 
 
-@pytest.mark.parametrize("direction", ["encode", "decode"])
+@pytest.mark.parametrize("direction", ["encode", "encode on two threads", "decode"])
 def test_ctrl_c_stops_a_frame_coded_on_the_main_thread(direction):
     """Ctrl-C pressed during the second 64 KiB raises KeyboardInterrupt at the next poll,
     from inside the kernel: there is no third poll."""
@@ -300,8 +327,8 @@ def test_ctrl_c_stops_a_frame_coded_on_the_main_thread(direction):
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell
     try:
         with pytest.raises(KeyboardInterrupt):
-            if direction == "encode":
-                cm.CmCodec().encode(data, stop=stop)
+            if direction.startswith("encode"):
+                cm.CmCodec().encode(data, stop=stop, threads=2 if "two" in direction else 1)
             else:
                 cm.CmCodec().decode(payload, len(data), stop=stop)
     finally:

@@ -260,9 +260,51 @@ def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(failing_frames)
 def test_auto_picks_the_same_codec_with_classic_codecs_on_a_side_thread(content, monkeypatch):
     from vortexfmt import codecs
 
-    alongside = codecs.FrameEncoder("auto").encode(content)
+    side_calls = calls_to(monkeypatch, codecs.FrameEncoder, "_side")
+    alongside = codecs.FrameEncoder("auto", threads=2).encode(content)
+    assert len(side_calls) == 1
     monkeypatch.setattr(codecs, "SIDE_THREAD_MIN_RAW_SIZE", 1 << 40)  # all in turn
-    assert codecs.FrameEncoder("auto").encode(content) == alongside
+    assert codecs.FrameEncoder("auto", threads=2).encode(content) == alongside
+    assert len(side_calls) == 1
+
+
+def test_cm_encodes_a_frame_on_two_threads_while_a_cpu_is_spare(monkeypatch):
+    """With `threads` CPUs, a frame gets a second thread while fewer frames than that are
+    being encoded (and it is large enough for the hand-over to pay)."""
+    import threading
+
+    from vortexfmt import codecs
+    from vortexfmt.codecs.cm import CmCodec
+
+    asked, second_came = [], threading.Event()
+    encode = CmCodec.encode
+
+    def spy(self, raw, stop=None, threads=1):
+        asked.append(threads)
+        if len(asked) == 1:
+            second_came.wait(timeout=60)  # still encoding while the other frame starts
+        else:
+            second_came.set()
+        return encode(self, raw, stop, threads)
+
+    monkeypatch.setattr(CmCodec, "encode", spy)
+    frame = text(70_000)
+    assert codecs.FrameEncoder("cm", threads=1).encode(frame)[0] == codecs.CodecId.CM
+    assert asked == [1]
+    asked.clear()
+    second_came.set()
+    codecs.FrameEncoder("cm", threads=2).encode(frame)
+    codecs.FrameEncoder("cm", threads=2).encode(frame[:60_000])
+    assert asked == [2, 1]  # the second frame is too small
+    asked.clear()
+    second_came.clear()
+    encoder = codecs.FrameEncoder("cm", threads=2)
+    both = [threading.Thread(target=encoder.encode, args=(frame,)) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert sorted(asked) == [1, 2]  # one frame has the spare CPU, the other not
 
 
 def test_model_codecs_encode_on_the_calling_thread(tiny_model):

@@ -69,9 +69,12 @@ class FrameEncoder:
 
     def __init__(self, codec: str = "auto", model: object | None = None,
                  device: str | None = None, frame_size: int | None = None,
-                 side_thread: bool = False) -> None:
-        """`side_thread`: in ``auto``, run the classical codecs on another thread while cm
-        codes a frame (frames of SIDE_THREAD_MIN_RAW_SIZE bytes or more)."""
+                 threads: int = 1) -> None:
+        """`threads`: how many CPUs the caller's frames may keep busy. With more than one,
+        ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
+        of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame on two threads
+        while fewer frames than `threads` are being encoded (the same payload either
+        way)."""
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
@@ -94,7 +97,10 @@ class FrameEncoder:
             prepare = getattr(codec, "prepare", None)  # first build redirects the output)
             if prepare is not None:
                 prepare()
-        self.side_thread = side_thread
+        self.threads = threads
+        self.side_thread = threads > 1
+        self._encoding = 0  # frames being encoded now (encode() calls under way)
+        self._encoding_lock = threading.Lock()
         self._side_pool: ThreadPoolExecutor | None = None
         self._side_pool_lock = threading.Lock()
         self._stop = threading.Event()
@@ -107,10 +113,21 @@ class FrameEncoder:
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
         """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
-        from vortexfmt.spec import max_payload_size
-
         if self._stop.is_set():
             raise CodingCancelled("frame encoding cancelled")
+        with self._encoding_lock:
+            self._encoding += 1
+            # a CPU to spare for this frame, which none of the others' frames has
+            spare = self._encoding < self.threads and len(raw) >= TWO_THREAD_MIN_RAW_SIZE
+        try:
+            return self._encode_frame(raw, codec_threads=2 if spare else 1)
+        finally:
+            with self._encoding_lock:
+                self._encoding -= 1
+
+    def _encode_frame(self, raw: bytes, codec_threads: int) -> tuple[int, bytes]:
+        from vortexfmt.spec import max_payload_size
+
         candidates = [c for c in self.codecs
                       if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
         classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
@@ -123,11 +140,12 @@ class FrameEncoder:
             except RuntimeError:  # shut down (a writer left open at exit): in turn, here
                 side = None
         if side is not None:
-            rest = [(c, self._encode(c, raw)) for c in candidates if c not in classic]
+            rest = [(c, self._encode(c, raw, codec_threads)) for c in candidates
+                    if c not in classic]
             done = dict(side.result() + rest)
             results = [(c, done[c]) for c in candidates]  # candidates' order breaks ties
         else:
-            results = self._encode_in_turn(candidates, raw)
+            results = self._encode_in_turn(candidates, raw, codec_threads)
         best: tuple[int, bytes] | None = None
         for codec, payload in results:
             if best is None or len(payload) < len(best[1]):
@@ -143,14 +161,17 @@ class FrameEncoder:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _encode(self, codec: FrameCodec, raw: bytes) -> bytes:
+    def _encode(self, codec: FrameCodec, raw: bytes, threads: int = 1) -> bytes:
+        if threads > 1 and getattr(codec, "encodes_on_two_threads", False):
+            return codec.encode(raw, stop=self._stop, threads=2)
         if getattr(codec, "cancellable", False):
             return codec.encode(raw, stop=self._stop)
         if self._stop.is_set():  # lzma and zstd cannot stop once begun: do not begin
             raise CodingCancelled("frame encoding cancelled")
         return codec.encode(raw)
 
-    def _encode_in_turn(self, candidates, raw: bytes) -> list[tuple[FrameCodec, bytes]]:
+    def _encode_in_turn(self, candidates, raw: bytes,
+                        threads: int = 1) -> list[tuple[FrameCodec, bytes]]:
         results: list[tuple[FrameCodec, bytes]] = []
         for codec in candidates:
             if results and hasattr(codec, "encode_if_smaller"):  # model codecs
@@ -159,7 +180,7 @@ class FrameEncoder:
                 if payload is None:
                     continue
             else:
-                payload = self._encode(codec, raw)
+                payload = self._encode(codec, raw, threads)
             results.append((codec, payload))
         return results
 
@@ -176,6 +197,8 @@ class FrameEncoder:
 CLASSIC_CODEC_IDS = (CodecId.STORED, CodecId.ZSTD, CodecId.LZMA)
 SIDE_THREAD_MIN_RAW_SIZE = 64 << 10
 SIDE_THREADS = 32  # one per frame being encoded at once; started only as needed
+#: cm encodes frames of at least this many bytes on two threads when a CPU is spare.
+TWO_THREAD_MIN_RAW_SIZE = 64 << 10
 
 
 #: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest

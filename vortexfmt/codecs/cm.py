@@ -67,6 +67,8 @@ class CmCodec:
     #: coded stops within 64 KiB (about a fifth of a second) with CodingCancelled. On the
     #: main thread, a frame also stops for Ctrl-C (the KeyboardInterrupt is raised).
     cancellable = True
+    #: encode() takes `threads=2`, to encode one frame on two threads (the same payload).
+    encodes_on_two_threads = True
 
     @staticmethod
     def prepare() -> None:
@@ -86,14 +88,20 @@ class CmCodec:
         self.stats = EncodeStats()
         self._stats_lock = threading.Lock()
 
-    def encode(self, raw: bytes, stop: threading.Event | None = None) -> bytes:
+    def encode(self, raw: bytes, stop: threading.Event | None = None,
+               threads: int = 1) -> bytes:
+        """The payload of a frame. `threads=2` runs the model's context stage on a thread
+        of its own while this one mixes and codes: the same payload, in about two thirds
+        of the time where a core is free (decoding has no such choice: each bit is needed
+        before the next one's contexts)."""
         raw = bytes(raw)
         lanes = max(1, min(self.lanes, len(raw)))
         table_bits = table_bits_for(len(raw), self.max_table_bits)
         stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         kernel = _kernel()
         try:
-            streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop)
+            streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop,
+                                                threads)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame encoding cancelled") from None
         header = layout.CmPayloadHeader.build({

@@ -16,12 +16,16 @@
 // probabilities on every machine and compiler: this is what makes an archive decodable.
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(__linux__)
@@ -463,25 +467,31 @@ struct Lane {
   Match match[kMatchModels];
 };
 
-class Model {
+// What the mixing stage needs to predict one bit, all of it from the context stage: the
+// mixers' inputs and weight sets, and the probability maps' contexts. The encoder may run
+// the two stages on two threads, passing these along (encode_frame_on_two_threads).
+struct BitInputs {
+  alignas(32) int16_t x[kMixerInputs];  // the contexts' counters, then their runs; order 0,
+                                        // the match models, a bias
+  uint16_t sets[kMixers];               // each mixer's weight set (select_mixing)
+  uint16_t order1;                      // the partial byte c0 (1..255) | previous byte << 8
+  uint16_t match_context;               // the match probability map's row
+  uint8_t bit;                          // which bit of the byte, 0 (the first) to 7
+};
+
+// The context stage: the contexts' tables, runs, order 0 and the match models, which turn the
+// bytes before each bit into the mixers' inputs (what a bit costs in memory lookups is here).
+class ContextModel {
  public:
-  Model(const uint8_t* frame, size_t size, size_t lane_length, const Params& params)
+  ContextModel(const uint8_t* frame, size_t size, size_t lane_length, const Params& params)
       : frame_(frame), size_(size), lane_length_(lane_length), stride_(params.stride),
         match_bits_(std::min(params.table_bits + 4, 24)),
-        order0_(8 * 256), runs_(kContexts * 128 * 2), matches_(kMatchModels * 64 * 2),
-        apm_order0_(256, 6), apm_order1_(65536, 6), apm_match_(64 * 2 * 8 + 8, 6),
-        final_(8, 4096 / kMixers, 5) {
+        order0_(8 * 256), runs_(kContexts * 128 * 2), matches_(kMatchModels * 64 * 2) {
     for (int i = 0; i < kContexts; ++i) tables_.emplace_back(params.table_bits);
     for (int m = 0; m < kMatchModels; ++m) {
       match_memory_.emplace_back(sizeof(uint32_t) << match_bits_);
       match_table_[m] = static_cast<uint32_t*>(match_memory_.back().data());
     }
-    mixers_.emplace_back(32 * (kContexts + 1), 4096 / 8, 4);
-    mixers_.emplace_back(256, 4096 / 8, 4);
-    mixers_.emplace_back(2048, 4096 / 8, 4);
-    mixers_.emplace_back(1024, 4096 / 8, 4);
-    mixers_.emplace_back(4096, 4096 / 8, 4);
-    std::fill(std::begin(x_), std::end(x_), 0);
   }
 
   // Prepares the coding of byte `t` of `lane`; the frame bytes it may read are known.
@@ -558,11 +568,11 @@ class Model {
     select_mixing();
   }
 
-  // The probability (16 bits, 1..65535) that the next bit is a 1.
-  VORTEX_INLINE int32_t predict() {
+  // The inputs of the mixing stage for the next bit.
+  VORTEX_INLINE void inputs(BitInputs* in) {
     const uint32_t c1 = lane_->history & 0xff;
     const int node = node_index();
-    int16_t* x = x_;
+    int16_t* x = in->x;
 #pragma GCC unroll 32
     for (int i = 0; i < kContexts; ++i)
       x[i] = static_cast<int16_t>(stretch(counters_.load(i, &bucket_[i]->node[node])));
@@ -582,14 +592,12 @@ class Model {
     for (int m = 0; m < kMatchModels; ++m)
       x[n++] = match_expects(m) ? stretch(matches_.p(size_t(m) * 128 + match_index(m))) : 0;
     x[n++] = 256;
-    for (int k = 0; k < kMixers; ++k)
-      mixed_[k] = static_cast<int16_t>(mixers_[k].mix(x, sets_[k]));
-    const int32_t st = final_.mix(mixed_, bit_);
-    const int32_t a0 = apm_order0_.p(st, c0_);
-    const int32_t a1 = apm_order1_.p(st, c0_ | c1 << 8);
-    const int32_t am = apm_match_.p(
-        st, match_expects(longest_) ? match_index(longest_) * 8 + bit_ : 64 * 2 * 8 + bit_);
-    return std::clamp((final_.p() + a0 + a1 + am + 2) >> 2, 1, 65535);
+    static_assert(kInputs == kMixerInputs, "no input is left unset");
+    for (int k = 0; k < kMixers; ++k) in->sets[k] = sets_[k];
+    in->order1 = static_cast<uint16_t>(c0_ | c1 << 8);
+    in->match_context = static_cast<uint16_t>(
+        match_expects(longest_) ? match_index(longest_) * 8 + bit_ : 64 * 2 * 8 + bit_);
+    in->bit = static_cast<uint8_t>(bit_);
   }
 
   VORTEX_INLINE void update(int bit) {
@@ -600,11 +608,6 @@ class Model {
     order0_.update(bit_ << 8 | c0_, bit, 255);
     for (int m = 0; m < kMatchModels; ++m)
       if (match_expects(m)) matches_.update(size_t(m) * 128 + match_index(m), bit, 1023);
-    for (auto& mixer : mixers_) mixer.update(x_, bit);
-    final_.update(mixed_, bit);
-    apm_order0_.update(bit);
-    apm_order1_.update(bit);
-    apm_match_.update(bit);
     c0_ = c0_ << 1 | bit;
     ++bit_;
     if (bit_ < 8) select_mixing();
@@ -647,6 +650,11 @@ class Model {
     lane.word = letter ? (lane.word ^ static_cast<uint32_t>(byte | 32)) * 0x2F0F1u : 0;
     for (int m = 0; m < kMatchModels; ++m) update_match(m, lane, byte, slot[m]);
   }
+
+  // The mixers' weight sets for the next bit.
+  const uint16_t* sets() const { return sets_; }
+  // The order-1 probability map's context for the next bit.
+  uint32_t order1() const { return c0_ | (lane_->history & 0xff) << 8; }
 
  private:
   // The match table slot of the lane's last kMatchOrder[m] bytes.
@@ -691,19 +699,16 @@ class Model {
     table[slot] = static_cast<uint32_t>(position_ + 2);  // the next position, + 1
   }
 
-  // Picks the weight set of each mixer for the next bit (the one predict() codes next), by:
-  // match length and contexts seen before; the partial byte; the previous byte; the record
-  // column; the last two bytes (hashed) with the partial byte. Then asks memory for those
-  // rows and the order-1 map's row, which predict() reads first.
+  // Picks the weight set of each mixer for the next bit (the one inputs() is asked for
+  // next), by: match length and contexts seen before; the partial byte; the previous byte;
+  // the record column; the last two bytes (hashed) with the partial byte.
   VORTEX_INLINE void select_mixing() {
     const uint32_t c1 = lane_->history & 0xff;
-    sets_[0] = seen_ * 32 + match_bucket_[longest_];
-    sets_[1] = static_cast<int>(c0_);
-    sets_[2] = static_cast<int>(c1 * 8 + bit_);
-    sets_[3] = (std::min(column_, 127) * 8 + bit_) & 1023;
-    sets_[4] = static_cast<int>((order2_hash_ ^ (c0_ << 4)) & 4095);
-    for (int k = 0; k < kMixers; ++k) mixers_[k].prefetch(sets_[k]);
-    apm_order1_.prefetch(c0_ | c1 << 8);
+    sets_[0] = static_cast<uint16_t>(seen_ * 32 + match_bucket_[longest_]);
+    sets_[1] = static_cast<uint16_t>(c0_);
+    sets_[2] = static_cast<uint16_t>(c1 * 8 + bit_);
+    sets_[3] = static_cast<uint16_t>((std::min(column_, 127) * 8 + bit_) & 1023);
+    sets_[4] = static_cast<uint16_t>((order2_hash_ ^ (c0_ << 4)) & 4095);
   }
 
   // Node of the current bit in its nibble's tree: 0, then 1-2, 3-6, 7-14.
@@ -736,9 +741,6 @@ class Model {
   uint32_t* match_table_[kMatchModels];  // position after each context's last occurrence, + 1
   std::vector<ContextTable> tables_;
   AdaptiveMap order0_, runs_, matches_;
-  std::vector<Mixer<kMixerInputs>> mixers_;
-  ProbabilityMap apm_order0_, apm_order1_, apm_match_;
-  Mixer<kMixers> final_;
   // the byte being coded
   Lane* lane_ = nullptr;
   size_t t_ = 0, position_ = 0;
@@ -756,11 +758,86 @@ class Model {
   int column_ = 0, bit_ = 0, seen_ = 0;
   uint32_t order2_hash_ = 0;  // 12 bits of a hash of the lane's last two bytes
   uint32_t c0_ = 1;  // the bits of the byte so far, after a leading 1
-  alignas(32) int16_t x_[kMixerInputs];
   CounterBatch<kContexts> counters_, run_counters_;  // the current bit's
   int runs_read_ = 0;  // how many of run_counters_ are in use
+  uint16_t sets_[kMixers] = {};  // the mixers' weight sets for the next bit (select_mixing)
+};
+
+// The mixing stage: five mixers with weight sets picked by small contexts, a final mixer
+// by bit position, and three adaptive probability maps (order 0, order 1, match state).
+class MixingModel {
+ public:
+  MixingModel()
+      : apm_order0_(256, 6), apm_order1_(65536, 6), apm_match_(64 * 2 * 8 + 8, 6),
+        final_(8, 4096 / kMixers, 5) {
+    mixers_.emplace_back(32 * (kContexts + 1), 4096 / 8, 4);
+    mixers_.emplace_back(256, 4096 / 8, 4);
+    mixers_.emplace_back(2048, 4096 / 8, 4);
+    mixers_.emplace_back(1024, 4096 / 8, 4);
+    mixers_.emplace_back(4096, 4096 / 8, 4);
+  }
+
+  // Asks memory for the weight rows and the order-1 map's row a bit will read first.
+  VORTEX_INLINE void prefetch(const uint16_t* sets, uint32_t order1) const {
+    for (int k = 0; k < kMixers; ++k) mixers_[k].prefetch(sets[k]);
+    apm_order1_.prefetch(order1);
+  }
+
+  // The probability (16 bits, 1..65535) that the bit is a 1.
+  VORTEX_INLINE int32_t predict(const BitInputs& in) {
+    for (int k = 0; k < kMixers; ++k)
+      mixed_[k] = static_cast<int16_t>(mixers_[k].mix(in.x, in.sets[k]));
+    const int32_t st = final_.mix(mixed_, in.bit);
+    const int32_t a0 = apm_order0_.p(st, in.order1 & 0xff);
+    const int32_t a1 = apm_order1_.p(st, in.order1);
+    const int32_t am = apm_match_.p(st, in.match_context);
+    return std::clamp((final_.p() + a0 + a1 + am + 2) >> 2, 1, 65535);
+  }
+
+  // Learns from the bit predict(in) predicted.
+  VORTEX_INLINE void update(const BitInputs& in, int bit) {
+    for (auto& mixer : mixers_) mixer.update(in.x, bit);
+    final_.update(mixed_, bit);
+    apm_order0_.update(bit);
+    apm_order1_.update(bit);
+    apm_match_.update(bit);
+  }
+
+ private:
+  std::vector<Mixer<kMixerInputs>> mixers_;
+  ProbabilityMap apm_order0_, apm_order1_, apm_match_;
+  Mixer<kMixers> final_;
   int16_t mixed_[kMixers];
-  int sets_[kMixers] = {};  // the mixers' weight sets for the current bit (select_mixing)
+};
+
+// Both stages, one bit after the other: what decoding needs (and encoding on one thread).
+class Model {
+ public:
+  Model(const uint8_t* frame, size_t size, size_t lane_length, const Params& params)
+      : context_(frame, size, lane_length, params) {}
+
+  // Prepares the coding of byte `t` of `lane`; the frame bytes it may read are known.
+  VORTEX_INLINE void begin_byte(Lane& lane, size_t t) {
+    context_.begin_byte(lane, t);
+    mixing_.prefetch(context_.sets(), context_.order1());
+  }
+  // The probability (16 bits, 1..65535) that the next bit is a 1.
+  VORTEX_INLINE int32_t predict() {
+    context_.inputs(&in_);
+    return mixing_.predict(in_);
+  }
+  VORTEX_INLINE void update(int bit) {
+    mixing_.update(in_, bit);
+    context_.update(bit);
+    if (in_.bit < 7) mixing_.prefetch(context_.sets(), context_.order1());
+  }
+  // Ends the byte begun by begin_byte, now known to be `byte`.
+  VORTEX_INLINE void end_byte(int byte) { context_.end_byte(byte); }
+
+ private:
+  ContextModel context_;
+  MixingModel mixing_;
+  BitInputs in_;
 };
 
 // ---- Frames -----------------------------------------------------------------------------------
@@ -870,6 +947,162 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, 
   return result;
 }
 
+// ---- Encoding on two threads -----------------------------------------------------------------
+// The encoder knows every bit in advance, and each stage's state depends only on the bytes
+// (never on the other stage): so one thread can run the context stage ahead while another
+// mixes and codes, through a ring of chunks of BitInputs. The streams are the same bytes as
+// encode_frame's (the tests hold them equal); a decoder needs each bit before the next
+// inputs, so decoding stays on one thread.
+
+class InputRing {
+ public:
+  static constexpr size_t kChunkBytes = 256;  // a chunk holds the inputs of this many bytes
+  static constexpr size_t kChunks = 16;
+  static constexpr size_t kChunkRecords = kChunkBytes * 8;
+
+  InputRing() : records_(kChunks * kChunkRecords) {}
+
+  // Chunk n to fill, once the reader is done with what was there; nullptr once aborted.
+  BitInputs* begin_writing(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return aborted_ || n < read_ + kChunks; });
+    return aborted_ ? nullptr : &records_[(n % kChunks) * kChunkRecords];
+  }
+  void end_writing(size_t n) { advance(&written_, n + 1); }
+  // Chunk n to read, once written; nullptr once aborted.
+  const BitInputs* begin_reading(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return aborted_ || n < written_; });
+    return aborted_ ? nullptr : &records_[(n % kChunks) * kChunkRecords];
+  }
+  void end_reading(size_t n) { advance(&read_, n + 1); }
+  // Wakes both sides for good: the writer failed or the reader stops.
+  void abort() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      aborted_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  void advance(size_t* count, size_t value) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      *count = value;
+    }
+    changed_.notify_all();
+  }
+
+  std::vector<BitInputs> records_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t written_ = 0, read_ = 0;  // chunks
+  bool aborted_ = false;
+};
+
+// The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order.
+VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
+                                           std::vector<Lane> lane, size_t lane_length,
+                                           const Params& params, InputRing* ring) {
+  ContextModel model(data, size, lane_length, params);
+  size_t chunk = 0, bytes = 0;  // chunks written, bytes in the one being written
+  BitInputs* in = nullptr;
+  const size_t steps = lane.empty() ? 0 : lane[0].length;
+  for (size_t t = 0; t < steps; ++t) {
+    for (size_t i = 0; i < lane.size() && t < lane[i].length; ++i) {
+      if (bytes == 0 && (in = ring->begin_writing(chunk)) == nullptr) return;
+      model.begin_byte(lane[i], t);
+      const int byte = data[lane[i].start + t];
+      for (int k = 7; k >= 0; --k) {
+        model.inputs(in++);
+        model.update((byte >> k) & 1);
+      }
+      model.end_byte(byte);
+      if (++bytes == InputRing::kChunkBytes) {
+        ring->end_writing(chunk++);
+        bytes = 0;
+      }
+    }
+  }
+  if (bytes > 0) ring->end_writing(chunk);
+}
+
+// The mixing stage of encode_frame_on_two_threads: codes the bits whose inputs the ring
+// holds. An empty result with interrupt->stopped, or with nothing (the other side failed).
+VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t lanes_count,
+                                                  const std::vector<Lane>& lane, bool measure,
+                                                  InputRing* ring, Interrupt* interrupt,
+                                                  bool* complete) {
+  InterruptCheck check(interrupt);
+  static const CodeLengthTable code_length_table;
+  const CodeLengthTable* code_length = &code_length_table;
+  MixingModel model;
+  std::vector<Encoder> encoder(lanes_count);
+  double bits = 0;
+  size_t chunk = 0, bytes = 0;  // chunks read, bytes read of the current one
+  const BitInputs* in = nullptr;
+  const size_t steps = lane.empty() ? 0 : lane[0].length;
+  for (size_t t = 0; t < steps; ++t) {
+    for (size_t i = 0; i < lanes_count && t < lane[i].length; ++i) {
+      if (bytes == 0 && (in = ring->begin_reading(chunk)) == nullptr) return {};
+      const int byte = data[lane[i].start + t];
+      for (int k = 7; k >= 0; --k) {
+        const int bit = (byte >> k) & 1;
+        if (k > 0) model.prefetch(in[1].sets, in[1].order1);
+        const int32_t p = model.predict(*in);
+        encoder[i].encode(bit, p);
+        if (measure) bits += code_length->bits(bit ? p : 65536 - p);
+        model.update(*in, bit);
+        ++in;
+      }
+      if (++bytes == InputRing::kChunkBytes) {
+        ring->end_reading(chunk++);
+        bytes = 0;
+      }
+    }
+    if (check.stop_after(lanes_count)) return {};
+  }
+  EncodedFrame result;
+  for (auto& e : encoder) result.streams.push_back(e.finish());
+  result.ideal_bits = bits;
+  *complete = true;
+  return result;
+}
+
+// encode_frame's streams, with the context stage on a thread of its own: about as fast as
+// the slower stage, where encode_frame takes as long as both (for a machine with a core to
+// spare). Polls `interrupt` on the calling thread.
+inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size, size_t lanes,
+                                                const Params& params, bool measure,
+                                                Interrupt* interrupt = nullptr) {
+  size_t lane_length = 0;
+  std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
+  InputRing ring;
+  std::exception_ptr failure;
+  std::thread context_thread([&] {
+    try {
+      run_context_stage(data, size, lane, lane_length, params, &ring);
+    } catch (...) {
+      failure = std::current_exception();
+      ring.abort();
+    }
+  });
+  EncodedFrame result;
+  bool complete = false;
+  try {
+    result = run_mixing_stage(data, lanes, lane, measure, &ring, interrupt, &complete);
+  } catch (...) {
+    ring.abort();
+    context_thread.join();
+    throw;
+  }
+  if (!complete) ring.abort();  // stopped: the context stage may wait for room
+  context_thread.join();
+  if (failure) std::rethrow_exception(failure);
+  return result;
+}
+
 // Decodes `size` bytes from one stream per lane.
 VORTEX_MULTIVERSION std::string decode_frame(
     const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
@@ -968,15 +1201,21 @@ vortex::cm::Params checked_params(int table_bits, int stride) {
   return vortex::cm::Params{table_bits, stride};
 }
 
-// (streams, ideal bits) of `data` coded in `lanes` lanes.
+// (streams, ideal bits) of `data` coded in `lanes` lanes, on one thread or two (the same
+// streams either way).
 py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure,
-                 py::object stop) {
+                 py::object stop, int threads) {
   const std::string_view raw = data;
   if (lanes < 1) throw std::invalid_argument("lanes must be at least 1");
+  if (threads != 1 && threads != 2) throw std::invalid_argument("threads must be 1 or 2");
   const auto params = checked_params(table_bits, stride);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(raw.data());
   const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
-    return vortex::cm::encode_frame(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(),
-                                    lanes, params, measure, nullptr, interrupt);
+    if (threads == 2)
+      return vortex::cm::encode_frame_on_two_threads(bytes, raw.size(), lanes, params, measure,
+                                                     interrupt);
+    return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
+                                    interrupt);
   });
   py::list streams;
   for (const auto& s : frame.streams) streams.append(py::bytes(s));
@@ -1023,7 +1262,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   py::register_exception<Cancelled>(m, "Cancelled");
   m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length",
         py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
-        py::arg("measure"), py::arg("stop") = py::none());
+        py::arg("measure"), py::arg("stop") = py::none(), py::arg("threads") = 1);
   m.def("decode", &decode, "a frame from its context-mixing streams", py::arg("payload"),
         py::arg("streams"), py::arg("size"), py::arg("table_bits"), py::arg("stride"),
         py::arg("stop") = py::none());

@@ -64,8 +64,7 @@ class ArchiveWriter(io.BufferedIOBase):
                  close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None, threads: int = 1) -> None:
         check_writer_arguments(codec, frame_size, threads)
-        self._encoder = FrameEncoder(codec, model, device, frame_size,
-                                     side_thread=threads > 1)
+        self._encoder = FrameEncoder(codec, model, device, frame_size, threads=threads)
         self.threads = threads if self._encoder.thread_safe else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
             if self.threads > 1 else None
