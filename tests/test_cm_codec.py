@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -119,6 +121,37 @@ def test_the_kernel_encodes_on_one_or_two_threads_only():
     for threads in (0, 3):
         with pytest.raises(ValueError, match="threads must be 1 or 2"):
             _kernel().encode(b"abc", 1, 10, 0, False, None, threads)
+
+
+MEMORY_LIMITED_CODING = """
+import resource, sys
+from vortexfmt import native
+kernel = native.cm_kernel()  # built by the test's process already
+with open("/proc/self/status") as status:
+    used = next(int(line.split()[1]) << 10 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (used + (2 << 30), resource.RLIM_INFINITY))
+# table bits 24: 18 tables of 1 GiB each, more than the limit leaves
+for name, code in [
+        ("encode", lambda: kernel.encode(b"abc", 1, 24, 0, False, None, 1)),
+        ("encode on two threads", lambda: kernel.encode(b"abc", 1, 24, 0, False, None, 2)),
+        ("decode", lambda: kernel.decode(b"ab", [(0, 2)], 3, 24, 0))]:
+    try:
+        code()
+    except MemoryError:
+        print(name, "MemoryError")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+def test_tables_that_cannot_be_allocated_raise_memory_error_and_the_process_lives_on():
+    """The kernel's loops are compiled once per CPU kind (GCC target_clones), and such a
+    function ends the process if an exception reaches it: they catch what they throw."""
+    _kernel()
+    done = subprocess.run([sys.executable, "-c", MEMORY_LIMITED_CODING], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["encode MemoryError", "encode on two threads MemoryError",
+                                        "decode MemoryError"]
 
 
 def test_more_lanes_than_bytes_take_one_lane_per_byte():

@@ -13,6 +13,10 @@
 #else
 #define VORTEX_MULTIVERSION
 #endif
+// A VORTEX_MULTIVERSION function must not let an exception out: with GCC (12 at least), one
+// that reaches a clone's frame calls std::terminate, and a failed allocation would end the
+// process. Such functions catch what they throw into an std::exception_ptr, and a plain
+// function that calls them throws it again.
 // For helpers of a VORTEX_MULTIVERSION function: inlined, they are compiled for each clone.
 #if defined(__GNUC__)
 #define VORTEX_INLINE inline __attribute__((always_inline))

@@ -25,6 +25,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -909,41 +910,59 @@ struct CodeLengthTable {
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
 // with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
 // lane's string there (for the tests that hold the streams equal to torchac's).
-VORTEX_MULTIVERSION EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
-                                              const Params& params, bool measure,
-                                              std::vector<std::string>* probabilities = nullptr,
-                                              Interrupt* interrupt = nullptr) {
-  InterruptCheck check(interrupt);
-  size_t lane_length = 0;
-  std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
-  static const CodeLengthTable code_length_table;
-  const CodeLengthTable* code_length = &code_length_table;
-  Model model(data, size, lane_length, params);
-  std::vector<Encoder> encoder(lanes);
-  double bits = 0;
-  const size_t steps = lanes > 0 ? lane[0].length : 0;
-  for (size_t t = 0; t < steps; ++t) {
-    for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
-      model.begin_byte(lane[i], t);
-      const int byte = data[lane[i].start + t];
-      for (int k = 7; k >= 0; --k) {
-        const int bit = (byte >> k) & 1;
-        const int32_t p = model.predict();
-        encoder[i].encode(bit, p);
-        if (probabilities != nullptr) {
-          (*probabilities)[i].push_back(static_cast<char>(p & 0xff));
-          (*probabilities)[i].push_back(static_cast<char>(p >> 8));
+VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t size,
+                                                   size_t lanes, const Params& params,
+                                                   bool measure,
+                                                   std::vector<std::string>* probabilities,
+                                                   Interrupt* interrupt,
+                                                   std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    size_t lane_length = 0;
+    std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
+    static const CodeLengthTable code_length_table;
+    const CodeLengthTable* code_length = &code_length_table;
+    Model model(data, size, lane_length, params);
+    std::vector<Encoder> encoder(lanes);
+    double bits = 0;
+    const size_t steps = lanes > 0 ? lane[0].length : 0;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
+        model.begin_byte(lane[i], t);
+        const int byte = data[lane[i].start + t];
+        for (int k = 7; k >= 0; --k) {
+          const int bit = (byte >> k) & 1;
+          const int32_t p = model.predict();
+          encoder[i].encode(bit, p);
+          if (probabilities != nullptr) {
+            (*probabilities)[i].push_back(static_cast<char>(p & 0xff));
+            (*probabilities)[i].push_back(static_cast<char>(p >> 8));
+          }
+          if (measure) bits += code_length->bits(bit ? p : 65536 - p);
+          model.update(bit);
         }
-        if (measure) bits += code_length->bits(bit ? p : 65536 - p);
-        model.update(bit);
+        model.end_byte(byte);
       }
-      model.end_byte(byte);
+      if (check.stop_after(lanes)) return {};
     }
-    if (check.stop_after(lanes)) return {};
+    EncodedFrame result;
+    for (auto& e : encoder) result.streams.push_back(e.finish());
+    result.ideal_bits = bits;
+    return result;
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return {};
   }
-  EncodedFrame result;
-  for (auto& e : encoder) result.streams.push_back(e.finish());
-  result.ideal_bits = bits;
+}
+
+inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
+                                const Params& params, bool measure,
+                                std::vector<std::string>* probabilities = nullptr,
+                                Interrupt* interrupt = nullptr) {
+  std::exception_ptr failure;
+  EncodedFrame result = encode_frame_body(data, size, lanes, params, measure, probabilities,
+                                          interrupt, &failure);
+  if (failure) std::rethrow_exception(failure);
   return result;
 }
 
@@ -1004,28 +1023,34 @@ class InputRing {
 // The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order.
 VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
                                            std::vector<Lane> lane, size_t lane_length,
-                                           const Params& params, InputRing* ring) {
-  ContextModel model(data, size, lane_length, params);
-  size_t chunk = 0, bytes = 0;  // chunks written, bytes in the one being written
-  BitInputs* in = nullptr;
-  const size_t steps = lane.empty() ? 0 : lane[0].length;
-  for (size_t t = 0; t < steps; ++t) {
-    for (size_t i = 0; i < lane.size() && t < lane[i].length; ++i) {
-      if (bytes == 0 && (in = ring->begin_writing(chunk)) == nullptr) return;
-      model.begin_byte(lane[i], t);
-      const int byte = data[lane[i].start + t];
-      for (int k = 7; k >= 0; --k) {
-        model.inputs(in++);
-        model.update((byte >> k) & 1);
-      }
-      model.end_byte(byte);
-      if (++bytes == InputRing::kChunkBytes) {
-        ring->end_writing(chunk++);
-        bytes = 0;
+                                           const Params& params, InputRing* ring,
+                                           std::exception_ptr* failure) {
+  try {
+    ContextModel model(data, size, lane_length, params);
+    size_t chunk = 0, bytes = 0;  // chunks written, bytes in the one being written
+    BitInputs* in = nullptr;
+    const size_t steps = lane.empty() ? 0 : lane[0].length;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lane.size() && t < lane[i].length; ++i) {
+        if (bytes == 0 && (in = ring->begin_writing(chunk)) == nullptr) return;
+        model.begin_byte(lane[i], t);
+        const int byte = data[lane[i].start + t];
+        for (int k = 7; k >= 0; --k) {
+          model.inputs(in++);
+          model.update((byte >> k) & 1);
+        }
+        model.end_byte(byte);
+        if (++bytes == InputRing::kChunkBytes) {
+          ring->end_writing(chunk++);
+          bytes = 0;
+        }
       }
     }
+    if (bytes > 0) ring->end_writing(chunk);
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return;
   }
-  if (bytes > 0) ring->end_writing(chunk);
 }
 
 // The mixing stage of encode_frame_on_two_threads: codes the bits whose inputs the ring
@@ -1033,41 +1058,47 @@ VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
 VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t lanes_count,
                                                   const std::vector<Lane>& lane, bool measure,
                                                   InputRing* ring, Interrupt* interrupt,
-                                                  bool* complete) {
-  InterruptCheck check(interrupt);
-  static const CodeLengthTable code_length_table;
-  const CodeLengthTable* code_length = &code_length_table;
-  MixingModel model;
-  std::vector<Encoder> encoder(lanes_count);
-  double bits = 0;
-  size_t chunk = 0, bytes = 0;  // chunks read, bytes read of the current one
-  const BitInputs* in = nullptr;
-  const size_t steps = lane.empty() ? 0 : lane[0].length;
-  for (size_t t = 0; t < steps; ++t) {
-    for (size_t i = 0; i < lanes_count && t < lane[i].length; ++i) {
-      if (bytes == 0 && (in = ring->begin_reading(chunk)) == nullptr) return {};
-      const int byte = data[lane[i].start + t];
-      for (int k = 7; k >= 0; --k) {
-        const int bit = (byte >> k) & 1;
-        if (k > 0) model.prefetch(in[1].sets, in[1].order1);
-        const int32_t p = model.predict(*in);
-        encoder[i].encode(bit, p);
-        if (measure) bits += code_length->bits(bit ? p : 65536 - p);
-        model.update(*in, bit);
-        ++in;
+                                                  bool* complete,
+                                                  std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    static const CodeLengthTable code_length_table;
+    const CodeLengthTable* code_length = &code_length_table;
+    MixingModel model;
+    std::vector<Encoder> encoder(lanes_count);
+    double bits = 0;
+    size_t chunk = 0, bytes = 0;  // chunks read, bytes read of the current one
+    const BitInputs* in = nullptr;
+    const size_t steps = lane.empty() ? 0 : lane[0].length;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lanes_count && t < lane[i].length; ++i) {
+        if (bytes == 0 && (in = ring->begin_reading(chunk)) == nullptr) return {};
+        const int byte = data[lane[i].start + t];
+        for (int k = 7; k >= 0; --k) {
+          const int bit = (byte >> k) & 1;
+          if (k > 0) model.prefetch(in[1].sets, in[1].order1);
+          const int32_t p = model.predict(*in);
+          encoder[i].encode(bit, p);
+          if (measure) bits += code_length->bits(bit ? p : 65536 - p);
+          model.update(*in, bit);
+          ++in;
+        }
+        if (++bytes == InputRing::kChunkBytes) {
+          ring->end_reading(chunk++);
+          bytes = 0;
+        }
       }
-      if (++bytes == InputRing::kChunkBytes) {
-        ring->end_reading(chunk++);
-        bytes = 0;
-      }
+      if (check.stop_after(lanes_count)) return {};
     }
-    if (check.stop_after(lanes_count)) return {};
+    EncodedFrame result;
+    for (auto& e : encoder) result.streams.push_back(e.finish());
+    result.ideal_bits = bits;
+    *complete = true;
+    return result;
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return {};
   }
-  EncodedFrame result;
-  for (auto& e : encoder) result.streams.push_back(e.finish());
-  result.ideal_bits = bits;
-  *complete = true;
-  return result;
 }
 
 // encode_frame's streams, with the context stage on a thread of its own: about as fast as
@@ -1079,59 +1110,69 @@ inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
   InputRing ring;
-  std::exception_ptr failure;
-  std::thread context_thread([&] {
-    try {
-      run_context_stage(data, size, lane, lane_length, params, &ring);
-    } catch (...) {
-      failure = std::current_exception();
-      ring.abort();
-    }
-  });
-  EncodedFrame result;
-  bool complete = false;
+  std::exception_ptr context_failure, mixing_failure;
+  std::thread context_thread;
   try {
-    result = run_mixing_stage(data, lanes, lane, measure, &ring, interrupt, &complete);
-  } catch (...) {
-    ring.abort();
-    context_thread.join();
-    throw;
+    context_thread = std::thread([&] {
+      run_context_stage(data, size, lane, lane_length, params, &ring, &context_failure);
+      if (context_failure) ring.abort();  // the mixing stage may wait for inputs
+    });
+  } catch (const std::system_error&) {  // no thread to be had: on this one
+    return encode_frame(data, size, lanes, params, measure, nullptr, interrupt);
   }
-  if (!complete) ring.abort();  // stopped: the context stage may wait for room
+  bool complete = false;
+  EncodedFrame result = run_mixing_stage(data, lanes, lane, measure, &ring, interrupt,
+                                         &complete, &mixing_failure);
+  if (!complete) ring.abort();  // stopped or failed: the context stage may wait for room
   context_thread.join();
-  if (failure) std::rethrow_exception(failure);
+  if (context_failure) std::rethrow_exception(context_failure);
+  if (mixing_failure) std::rethrow_exception(mixing_failure);
   return result;
 }
 
 // Decodes `size` bytes from one stream per lane.
-VORTEX_MULTIVERSION std::string decode_frame(
+VORTEX_MULTIVERSION std::string decode_frame_body(
     const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
-    const Params& params, Interrupt* interrupt = nullptr) {
-  InterruptCheck check(interrupt);
-  const size_t lanes = streams.size();
-  size_t lane_length = 0;
-  std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
-  std::string out(size, '\0');
-  uint8_t* frame = reinterpret_cast<uint8_t*>(out.data());
-  Model model(frame, size, lane_length, params);
-  std::vector<Decoder> decoder;
-  for (const auto& s : streams) decoder.emplace_back(s.first, s.second);
-  const size_t steps = lanes > 0 ? lane[0].length : 0;
-  for (size_t t = 0; t < steps; ++t) {
-    for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
-      model.begin_byte(lane[i], t);
-      int byte = 0;
-      for (int k = 0; k < 8; ++k) {
-        const int bit = decoder[i].decode(model.predict());
-        model.update(bit);
-        byte = byte << 1 | bit;
+    const Params& params, Interrupt* interrupt, std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    const size_t lanes = streams.size();
+    size_t lane_length = 0;
+    std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
+    std::string out(size, '\0');
+    uint8_t* frame = reinterpret_cast<uint8_t*>(out.data());
+    Model model(frame, size, lane_length, params);
+    std::vector<Decoder> decoder;
+    for (const auto& s : streams) decoder.emplace_back(s.first, s.second);
+    const size_t steps = lanes > 0 ? lane[0].length : 0;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
+        model.begin_byte(lane[i], t);
+        int byte = 0;
+        for (int k = 0; k < 8; ++k) {
+          const int bit = decoder[i].decode(model.predict());
+          model.update(bit);
+          byte = byte << 1 | bit;
+        }
+        frame[lane[i].start + t] = static_cast<uint8_t>(byte);
+        model.end_byte(byte);
       }
-      frame[lane[i].start + t] = static_cast<uint8_t>(byte);
-      model.end_byte(byte);
+      if (check.stop_after(lanes)) return {};
     }
-    if (check.stop_after(lanes)) return {};
+    return out;
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return {};
   }
-  return out;
+}
+
+inline std::string decode_frame(const std::vector<std::pair<const uint8_t*, size_t>>& streams,
+                                size_t size, const Params& params,
+                                Interrupt* interrupt = nullptr) {
+  std::exception_ptr failure;
+  std::string result = decode_frame_body(streams, size, params, interrupt, &failure);
+  if (failure) std::rethrow_exception(failure);
+  return result;
 }
 
 }  // namespace cm
