@@ -59,7 +59,7 @@ def threads_option(function):
     return click.option(
         "-T", "--threads", type=click.IntRange(min=0), default=0, show_default=True,
         help=f"Frames coded at once (0: one per CPU, at most {MAX_DEFAULT_THREADS} and as "
-        "many as half the memory holds); packing fewer frames than that at once, a cm "
-        "frame takes two. The archive is the same for any number; each "
+        "many as half the memory holds); a cm frame of 64 KiB or more that starts while "
+        "fewer are being packed takes two. The archive is the same for any number; each "
         "thread holds a frame and its codec's state (about 470 MiB at 4 MiB "
         "frames).")(function)

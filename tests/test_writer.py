@@ -289,22 +289,25 @@ def test_cm_encodes_a_frame_on_two_threads_while_a_cpu_is_spare(monkeypatch):
 
     monkeypatch.setattr(CmCodec, "encode", spy)
     frame = text(70_000)
+    second_came.set()  # one frame at a time first: nothing to wait for
     assert codecs.FrameEncoder("cm", threads=1).encode(frame)[0] == codecs.CodecId.CM
     assert asked == [1]
     asked.clear()
-    second_came.set()
     codecs.FrameEncoder("cm", threads=2).encode(frame)
     codecs.FrameEncoder("cm", threads=2).encode(frame[:60_000])
     assert asked == [2, 1]  # the second frame is too small
     asked.clear()
     second_came.clear()
     encoder = codecs.FrameEncoder("cm", threads=2)
-    both = [threading.Thread(target=encoder.encode, args=(frame,)) for _ in range(2)]
+    payloads = []
+    both = [threading.Thread(target=lambda: payloads.append(encoder.encode(frame)))
+            for _ in range(2)]
     for thread in both:
         thread.start()
     for thread in both:
         thread.join()
     assert sorted(asked) == [1, 2]  # one frame has the spare CPU, the other not
+    assert len(payloads) == 2 and payloads[0] == payloads[1]  # and the same payload
 
 
 def test_model_codecs_encode_on_the_calling_thread(tiny_model):

@@ -15,8 +15,9 @@
 #endif
 // A VORTEX_MULTIVERSION function must not let an exception out: with GCC (12 at least), one
 // that reaches a clone's frame calls std::terminate, and a failed allocation would end the
-// process. Such functions catch what they throw into an std::exception_ptr, and a plain
-// function that calls them throws it again.
+// process. The cm kernel's functions catch what they throw into an std::exception_ptr, and a
+// plain function that calls them throws it again. (The model codecs' step and mixing
+// kernels do not yet: they allocate a few buffers of at most a few KiB a call.)
 // For helpers of a VORTEX_MULTIVERSION function: inlined, they are compiled for each clone.
 #if defined(__GNUC__)
 #define VORTEX_INLINE inline __attribute__((always_inline))

@@ -72,9 +72,9 @@ class FrameEncoder:
                  threads: int = 1) -> None:
         """`threads`: how many CPUs the caller's frames may keep busy. With more than one,
         ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
-        of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame on two threads
-        while fewer frames than `threads` are being encoded (the same payload either
-        way)."""
+        of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame of
+        TWO_THREAD_MIN_RAW_SIZE bytes or more on two threads if it starts while fewer
+        frames than `threads` are being encoded (the same payload either way)."""
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")

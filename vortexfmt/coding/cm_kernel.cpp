@@ -1022,10 +1022,11 @@ class InputRing {
 
 // The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order.
 VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
-                                           std::vector<Lane> lane, size_t lane_length,
+                                           const std::vector<Lane>& lanes, size_t lane_length,
                                            const Params& params, InputRing* ring,
                                            std::exception_ptr* failure) {
   try {
+    std::vector<Lane> lane = lanes;  // this stage's own: begin_byte changes them
     ContextModel model(data, size, lane_length, params);
     size_t chunk = 0, bytes = 0;  // chunks written, bytes in the one being written
     BitInputs* in = nullptr;

@@ -39,10 +39,11 @@ class ArchiveWriter(io.BufferedIOBase):
     bytes each written frame holds.
 
     With `threads` > 1, up to that many frames are encoded at once on worker threads and
-    written in order as they finish (a cm frame encoded while fewer than `threads` are
-    takes a second thread, for its context stage): the archive is byte for byte the one a
-    single thread writes, and memory holds up to `threads` + 1 frames (and each frame's codec state:
-    packing with auto takes about 470 MiB a thread at 4 MiB frames). The model codecs
+    written in order as they finish (a cm frame of 64 KiB or more that starts while fewer
+    than `threads` are being encoded takes a second thread, for its context stage): the
+    archive is byte for byte the one a single thread writes, and memory holds up to
+    `threads` + 1 frames (and each frame's codec state: packing with auto takes about
+    470 MiB a thread at 4 MiB frames). The model codecs
     (neural, mixed) encode on the calling thread whatever `threads` says: torch has
     threads of its own. With one thread, everything runs on the calling thread.
 
