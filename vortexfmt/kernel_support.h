@@ -15,9 +15,8 @@
 #endif
 // A VORTEX_MULTIVERSION function must not let an exception out: with GCC (12 at least), one
 // that reaches a clone's frame calls std::terminate, and a failed allocation would end the
-// process. The cm kernel's functions catch what they throw into an std::exception_ptr, and a
-// plain function that calls them throws it again. (The model codecs' step and mixing
-// kernels do not yet: they allocate a few buffers of at most a few KiB a call.)
+// process. So they do not allocate: their callers do (the step and mixing kernels), or they
+// catch what they throw into an std::exception_ptr that a plain caller throws again (cm).
 // For helpers of a VORTEX_MULTIVERSION function: inlined, they are compiled for each clone.
 #if defined(__GNUC__)
 #define VORTEX_INLINE inline __attribute__((always_inline))

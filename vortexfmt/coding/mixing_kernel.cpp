@@ -38,8 +38,18 @@ struct MixArgs {  // what every lane of one mix_cdf call shares
   int32_t* out;
 };
 
+// mix_lanes's working memory, allocated by its caller: a multiversioned function must not
+// throw (kernel_support.h).
+struct MixBuffers {
+  explicit MixBuffers(int64_t contexts) : prob(kSymbols), sum(kSymbols), totals(contexts) {}
+  std::vector<int64_t> prob;
+  std::vector<double> sum;
+  std::vector<int64_t> totals;
+};
+
 // Lanes [begin, end) of mix_cdf (see there).
-VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end) {
+VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end,
+                                   MixBuffers& buffers) {
   const int64_t contexts = a.contexts;
   const int64_t lanes = a.lanes;
   const int64_t experts = a.experts;
@@ -64,9 +74,9 @@ VORTEX_MULTIVERSION void mix_lanes(const MixArgs& a, int64_t begin, int64_t end)
   const int64_t* const ex = a.ex;
   int32_t* const s = a.s;
   int32_t* const out = a.out;
-  std::vector<int64_t> prob(kSymbols);
-  std::vector<double> sum(kSymbols);
-  std::vector<int64_t> totals(contexts);
+  std::vector<int64_t>& prob = buffers.prob;
+  std::vector<double>& sum = buffers.sum;
+  std::vector<int64_t>& totals = buffers.totals;
   for (int64_t lane = begin; lane < end; ++lane) {
     int32_t* ls = s + lane * experts * kSymbols;
     for (int64_t k = 0; k < contexts; ++k) {
@@ -194,8 +204,10 @@ std::vector<torch::Tensor> mix_cdf(torch::Tensor tables, torch::Tensor rows,
                      count_shift, score_bits, max_delta, fraction_mask, ex_out, set_out,
                      tab, row_of, logits.data_ptr<float>(), model_multiplier, hit, miss,
                      pred, bk, wt, limits, lg, ex, s, out};
-  at::parallel_for(0, lanes, 16,
-                   [&](int64_t begin, int64_t end) { mix_lanes(args, begin, end); });
+  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
+    MixBuffers buffers(contexts);
+    mix_lanes(args, begin, end, buffers);
+  });
   return {scores, cdf, expected, weight_set};
 }
 

@@ -170,13 +170,29 @@ struct Model {  // the operands of one step, shared by every lane
 };
 
 // One lane's step: embeddings, every layer, the head's logits (StepRunner.step_logits).
-VORTEX_MULTIVERSION void step_lanes(const Model& m, int64_t begin, int64_t end) {
+// step_lanes's working memory, allocated by its caller: a multiversioned function must not
+// throw (kernel_support.h).
+struct StepBuffers {
+  explicit StepBuffers(const Model& m)
+      : h(m.d_model), a(std::max(m.d_model, m.d_ff)), qkv(3 * m.d_model),
+        t(std::max<int64_t>({m.d_model, m.d_ff, 256})), attended(m.d_model),
+        scores(m.attention[0].window + m.attention[0].ring),
+        weights(m.attention[0].window + m.attention[0].ring) {}
+  std::vector<int16_t> h, a;
+  std::vector<int32_t> qkv, t, attended, scores, weights;
+};
+
+VORTEX_MULTIVERSION void step_lanes(const Model& m, int64_t begin, int64_t end,
+                                    StepBuffers& buffers) {
   const int64_t D = m.d_model, F = m.d_ff, heads = m.attention[0].heads;
   const int64_t dim = D / heads;
-  const int64_t slots = m.attention[0].window + m.attention[0].ring;
-  std::vector<int16_t> h(D), a(std::max(D, F));
-  std::vector<int32_t> qkv(3 * D), t(std::max<int64_t>({D, F, 256})), attended(D);
-  std::vector<int32_t> scores(slots), weights(slots);
+  std::vector<int16_t>& h = buffers.h;
+  std::vector<int16_t>& a = buffers.a;
+  std::vector<int32_t>& qkv = buffers.qkv;
+  std::vector<int32_t>& t = buffers.t;
+  std::vector<int32_t>& attended = buffers.attended;
+  std::vector<int32_t>& scores = buffers.scores;
+  std::vector<int32_t>& weights = buffers.weights;
   for (int64_t lane = begin; lane < end; ++lane) {
     const int32_t* e0 = m.embed[0] + m.previous[lane] * D;
     const int32_t* e1 = m.embed[1] + m.match[lane] * D;
@@ -289,7 +305,10 @@ torch::Tensor model_step(torch::Tensor previous, torch::Tensor match,
         block_slots.data()});
   }
   m.logits = logits.data_ptr<float>();
-  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) { step_lanes(m, begin, end); });
+  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
+    StepBuffers buffers(m);
+    step_lanes(m, begin, end, buffers);
+  });
   return logits;
 }
 // CDFs (rows, 257) int32 from integer-valued float32 logits (rows, 256): weights
