@@ -1,7 +1,7 @@
 // The context-mixing frame codec (codec id 5, "cm"; FORMAT.md "CM payload").
 //
 // A frame is coded bit by bit, most significant bit first. For each bit, eighteen hashed
-// contexts of the lane's bytes (Model::begin_byte lists them) each give an adaptive
+// contexts of the lane's bytes (ContextModel::begin_byte lists them) each give an adaptive
 // probability and a run prediction, an order-0 model and two match models give theirs; five
 // mixers whose weights are learnt online combine these in the logistic domain, a final mixer
 // combines the five, and three adaptive probability maps refine the result. The bit is then
