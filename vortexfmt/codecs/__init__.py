@@ -98,7 +98,6 @@ class FrameEncoder:
             if prepare is not None:
                 prepare()
         self.threads = threads
-        self.side_thread = threads > 1
         self._encoding = 0  # frames being encoded now (encode() calls under way)
         self._encoding_lock = threading.Lock()
         self._side_pool: ThreadPoolExecutor | None = None
@@ -132,7 +131,7 @@ class FrameEncoder:
                       if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
         classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
         side = None
-        if self.side_thread and self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE \
+        if self.threads > 1 and self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE \
                 and 0 < len(classic) < len(candidates):
             # cm takes ten times as long as lzma and zstd together: run those alongside it
             try:

@@ -571,7 +571,6 @@ class ContextModel {
 
   // The inputs of the mixing stage for the next bit.
   VORTEX_INLINE void inputs(BitInputs* in) {
-    const uint32_t c1 = lane_->history & 0xff;
     const int node = node_index();
     int16_t* x = in->x;
 #pragma GCC unroll 32
@@ -595,7 +594,7 @@ class ContextModel {
     x[n++] = 256;
     static_assert(kInputs == kMixerInputs, "no input is left unset");
     for (int k = 0; k < kMixers; ++k) in->sets[k] = sets_[k];
-    in->order1 = static_cast<uint16_t>(c0_ | c1 << 8);
+    in->order1 = static_cast<uint16_t>(order1());
     in->match_context = static_cast<uint16_t>(
         match_expects(longest_) ? match_index(longest_) * 8 + bit_ : 64 * 2 * 8 + bit_);
     in->bit = static_cast<uint8_t>(bit_);
@@ -907,6 +906,32 @@ struct CodeLengthTable {
   }
 };
 
+// A frame's streams as they are written, one per lane, and with `measure` the model's ideal
+// code length: what both encoders (one thread, two threads) do with each bit.
+class FrameStreams {
+ public:
+  FrameStreams(size_t lanes, bool measure) : encoder_(lanes), measure_(measure) {}
+  VORTEX_INLINE void code(size_t lane, int bit, int32_t p, double* bits) {
+    encoder_[lane].encode(bit, p);
+    if (measure_) *bits += code_length_->bits(bit ? p : 65536 - p);
+  }
+  EncodedFrame finish(double bits) {
+    EncodedFrame result;
+    for (auto& e : encoder_) result.streams.push_back(e.finish());
+    result.ideal_bits = bits;
+    return result;
+  }
+
+ private:
+  static const CodeLengthTable* table() {
+    static const CodeLengthTable code_length_table;
+    return &code_length_table;
+  }
+  std::vector<Encoder> encoder_;
+  bool measure_;
+  const CodeLengthTable* code_length_ = table();
+};
+
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
 // with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
 // lane's string there (for the tests that hold the streams equal to torchac's).
@@ -920,11 +945,9 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t s
     InterruptCheck check(interrupt);
     size_t lane_length = 0;
     std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
-    static const CodeLengthTable code_length_table;
-    const CodeLengthTable* code_length = &code_length_table;
     Model model(data, size, lane_length, params);
-    std::vector<Encoder> encoder(lanes);
-    double bits = 0;
+    FrameStreams streams(lanes, measure);
+    double bits = 0;  // a local, not a member: it stays in a register
     const size_t steps = lanes > 0 ? lane[0].length : 0;
     for (size_t t = 0; t < steps; ++t) {
       for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
@@ -933,22 +956,18 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t s
         for (int k = 7; k >= 0; --k) {
           const int bit = (byte >> k) & 1;
           const int32_t p = model.predict();
-          encoder[i].encode(bit, p);
+          streams.code(i, bit, p, &bits);
           if (probabilities != nullptr) {
             (*probabilities)[i].push_back(static_cast<char>(p & 0xff));
             (*probabilities)[i].push_back(static_cast<char>(p >> 8));
           }
-          if (measure) bits += code_length->bits(bit ? p : 65536 - p);
           model.update(bit);
         }
         model.end_byte(byte);
       }
       if (check.stop_after(lanes)) return {};
     }
-    EncodedFrame result;
-    for (auto& e : encoder) result.streams.push_back(e.finish());
-    result.ideal_bits = bits;
-    return result;
+    return streams.finish(bits);
   } catch (...) {  // nothing may leave a clone (kernel_support.h)
     *failure = std::current_exception();
     return {};
@@ -1063,10 +1082,8 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
                                                   std::exception_ptr* failure) {
   try {
     InterruptCheck check(interrupt);
-    static const CodeLengthTable code_length_table;
-    const CodeLengthTable* code_length = &code_length_table;
     MixingModel model;
-    std::vector<Encoder> encoder(lanes_count);
+    FrameStreams streams(lanes_count, measure);
     double bits = 0;
     size_t chunk = 0, bytes = 0;  // chunks read, bytes read of the current one
     const BitInputs* in = nullptr;
@@ -1079,8 +1096,7 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
           const int bit = (byte >> k) & 1;
           if (k > 0) model.prefetch(in[1].sets, in[1].order1);
           const int32_t p = model.predict(*in);
-          encoder[i].encode(bit, p);
-          if (measure) bits += code_length->bits(bit ? p : 65536 - p);
+          streams.code(i, bit, p, &bits);
           model.update(*in, bit);
           ++in;
         }
@@ -1091,11 +1107,8 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
       }
       if (check.stop_after(lanes_count)) return {};
     }
-    EncodedFrame result;
-    for (auto& e : encoder) result.streams.push_back(e.finish());
-    result.ideal_bits = bits;
     *complete = true;
-    return result;
+    return streams.finish(bits);
   } catch (...) {  // nothing may leave a clone (kernel_support.h)
     *failure = std::current_exception();
     return {};

@@ -43,9 +43,9 @@ class ArchiveWriter(io.BufferedIOBase):
     than `threads` are being encoded takes a second thread, for its context stage): the
     archive is byte for byte the one a single thread writes, and memory holds up to
     `threads` + 1 frames (and each frame's codec state: packing with auto takes about
-    470 MiB a thread at 4 MiB frames). The model codecs
-    (neural, mixed) encode on the calling thread whatever `threads` says: torch has
-    threads of its own. With one thread, everything runs on the calling thread.
+    470 MiB a thread at 4 MiB frames). The model codecs (neural, mixed) encode on the
+    calling thread whatever `threads` says: torch has threads of its own. With one thread,
+    everything runs on the calling thread.
 
     If a frame fails to encode, the error is raised, and raised again by every later
     write() and by close(), which then writes no seek index: an archive missing a frame
