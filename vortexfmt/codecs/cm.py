@@ -14,8 +14,8 @@ import threading
 from construct import ConstructError, StreamError
 
 from vortexfmt import native
-from vortexfmt.coding.features import choose_stride
 from vortexfmt.coding.stats import EncodeStats
+from vortexfmt.coding.stride import choose_stride
 from vortexfmt.errors import CodingCancelled, VortexError, VortexFormatError
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout

@@ -25,7 +25,6 @@ NONE = 256  # feature value meaning "no byte available"
 MATCH_ORDER = 5
 MATCH_TABLE_BITS = 20
 MATCH_LENGTH_BUCKETS = 16
-MAX_STRIDE = 1024
 
 
 def lane_count(size: int, lane_length: int) -> int:
@@ -47,22 +46,6 @@ def to_lanes(data: bytes, lane_length: int) -> torch.Tensor:
     padded = np.zeros(count * lane_length, dtype=np.uint8)
     padded[:len(data)] = np.frombuffer(data, dtype=np.uint8)
     return torch.from_numpy(padded.astype(np.int64)).view(count, lane_length)
-
-
-def choose_stride(data: bytes, sample: int = 1 << 16, shortest: int = 2) -> int:
-    """Record length guess: the lag in shortest..MAX_STRIDE at which bytes most often repeat.
-
-    Returns 0 (no record structure) when no lag repeats at least 5% of sampled bytes.
-    Only the encoder calls this; the chosen stride is stored in the payload.
-    """
-    values = np.frombuffer(data[:sample + MAX_STRIDE], dtype=np.uint8)
-    if len(values) <= 2 * MAX_STRIDE:
-        return 0
-    tail = values[MAX_STRIDE:]
-    counts = np.array([np.count_nonzero(tail == values[MAX_STRIDE - lag:len(values) - lag])
-                       for lag in range(shortest, MAX_STRIDE + 1)])
-    best = int(counts.argmax())
-    return best + shortest if counts[best] >= 0.05 * len(tail) else 0
 
 
 def length_bucket(length: torch.Tensor) -> torch.Tensor:

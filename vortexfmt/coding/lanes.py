@@ -21,7 +21,6 @@ from vortexfmt import native
 from vortexfmt.coding.features import (
     FrameContext,
     StepFeatures,
-    choose_stride,
     frame_features,
     lane_count,
     lane_lengths,
@@ -29,6 +28,7 @@ from vortexfmt.coding.features import (
 )
 from vortexfmt.coding.mixing import ContextMixer
 from vortexfmt.coding.stats import EncodeStats
+from vortexfmt.coding.stride import choose_stride
 from vortexfmt.errors import VortexFormatError
 from vortexfmt.model import intmath
 from vortexfmt.model.integer import IntegerByteModel, StepRunner

@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vortexfmt.coding.features import choose_stride, frame_features, lane_lengths
+from vortexfmt.coding.features import frame_features, lane_lengths
 from vortexfmt.coding.lanes import DEFAULT_LANE_LENGTH
+from vortexfmt.coding.stride import choose_stride
 from vortexfmt.errors import VortexError
 from vortexfmt.model import intmath
 from vortexfmt.model.files import ModelFile, resolve_device, save_model
