@@ -4,6 +4,9 @@ corrupt `vortex unpack -o -`), a failed build shows its log, and a slow build sa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -61,3 +64,37 @@ def test_vortex_quiet_turns_announcing_off(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["pack", "-q", "--codec", "zstd", str(source)])
     assert result.exit_code == 0, result.output
     assert native.announce_builds is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+def test_packing_and_unpacking_cm_frames_never_imports_torch(tmp_path):
+    native.cm_kernel()  # built (once per machine) by this process, which has torch
+    script = textwrap.dedent("""
+        import sys
+        import vortexfmt
+        data = bytes(range(256)) * 64
+        with vortexfmt.open(sys.argv[1], "wb", codec="cm") as archive:
+            archive.write(data)
+        with vortexfmt.open(sys.argv[1], "rb") as archive:
+            assert archive.read() == data
+        print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchac"}))
+    """)
+    archive = tmp_path / "data.vx"
+    done = subprocess.run([sys.executable, "-c", script, str(archive)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_kernel_file_that_cannot_be_loaded_is_built_again(tmp_path):
+    (tmp_path / "vortex_cm_kernel.so").write_bytes(b"\x7fELF half written")
+    assert native._load_built("cm", tmp_path) is None
+    assert native._load_built("cm", tmp_path / "absent") is None
+
+
+def test_a_torch_free_kernel_is_built_where_its_sources_say():
+    directory = native.torch_free_build_directory("cm")
+    assert directory.name.startswith("cm-")
+    assert directory == native.torch_free_build_directory("cm")
+    if sys.platform.startswith("linux"):
+        assert native.cm_kernel().__file__.startswith(str(directory))

@@ -1,11 +1,17 @@
 """C++ extensions built on first use (like torchac's backend), with their build logs kept
 off standard output, where they would corrupt `vortex unpack -o -`. A build that takes a
 while (about 25 s each, once per machine) is announced on standard error, so that a first
-`vortex pack` does not look hung; set `announce_builds = False` to keep quiet."""
+`vortex pack` does not look hung; set `announce_builds = False` to keep quiet.
+
+The cm kernel uses nothing of torch's: on Linux it is loaded without importing torch
+(_TORCH_FREE), which a process that codes only cm, lzma and zstd frames then never does."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import platform
 import sys
 import tempfile
 import threading
@@ -24,6 +30,16 @@ _SOURCES = {
 #: Kernels that are the implementation, not a faster copy of a torch reference:
 #: VORTEX_NATIVE=0 does not turn them off.
 _REQUIRED = {"cm"}
+#: Kernels that call nothing of torch's. On Linux they are linked without torch's libraries
+#: and built into a directory named by the digest of what they are built from, so that a
+#: process loads them from there without importing torch (1.2 s here): `vortex pack` and
+#: `vortex unpack` of cm, lzma and zstd frames never do.
+_TORCH_FREE = {"cm"}
+_CFLAGS = ["-O3", "-fopenmp"]
+_LDFLAGS = ["-fopenmp"]
+# --as-needed leaves out the libraries nothing is taken from; the C++ runtime comes first,
+# or the linker takes the few of its functions that libc10 also exports from libc10
+_TORCH_FREE_LDFLAGS = ["-Wl,--as-needed", "-lstdc++", "-lm"]
 _built: dict[str, object | None] = {}
 _build_lock = threading.Lock()  # frames coded on several threads may ask at once
 #: Whether a slow load says what it is doing (`vortex -q` turns it off).
@@ -83,6 +99,15 @@ def kernel(name: str):
 
 def _build(name: str):
     """Build (or load from torch's cache) kernel `name`; None when it cannot be built."""
+    options = {"extra_ldflags": _LDFLAGS}
+    if name in _TORCH_FREE and sys.platform.startswith("linux"):
+        directory = torch_free_build_directory(name)
+        module = _load_built(name, directory)
+        if module is not None:
+            return module
+        directory.mkdir(parents=True, exist_ok=True)
+        options = {"build_directory": str(directory),
+                   "extra_ldflags": _LDFLAGS + _TORCH_FREE_LDFLAGS}
     from torch.utils import cpp_extension
 
     try:
@@ -90,15 +115,46 @@ def _build(name: str):
             name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
             # No -march=native: torch caches the build in the home directory, which
             # clusters share between machines of different CPUs (it gained ~10%).
-            extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"],
+            extra_cflags=_CFLAGS,
             extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
-            verbose=False), f"building the C++ {name} kernel (first use only, ~25 s)")
+            verbose=False, **options),
+            f"building the C++ {name} kernel (first use only, ~25 s)")
     except Exception as error:  # no compiler, no ninja: fall back to the reference
         fallback = ("the cm codec is unavailable" if name in _REQUIRED
                     else "using the slower torch reference")
         print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
               f"{fallback}", file=sys.stderr)
         return None
+
+
+def torch_free_build_directory(name: str) -> Path:
+    """Where torch-free kernel `name` is built: under torch's extension cache
+    (`TORCH_EXTENSIONS_DIR`, or ~/.cache/torch_extensions), in a directory named by the
+    digest of its sources, its flags and the Python it is built for, so that what is
+    found there is always what these sources build."""
+    digest = hashlib.sha256()
+    for part in (_SOURCES[name].read_bytes(), (_PACKAGE / "kernel_support.h").read_bytes(),
+                 repr((_CFLAGS, _LDFLAGS, _TORCH_FREE_LDFLAGS)).encode(),
+                 sys.implementation.cache_tag.encode(), platform.machine().encode()):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch_extensions")
+    return Path(root) / "vortex" / f"{name}-{digest.hexdigest()[:16]}"
+
+
+def _load_built(name: str, directory: Path):
+    """The module built in `directory` earlier, or None (not built, or not loadable)."""
+    path = directory / f"vortex_{name}_kernel.so"
+    if not path.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(f"vortex_{name}_kernel", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError:  # half-written, or linked to torch after all: build and load it
+        return None      # as torch does
+    return module
 
 
 def mixing_kernel():
