@@ -98,3 +98,12 @@ def test_a_torch_free_kernel_is_built_where_its_sources_say():
     assert directory == native.torch_free_build_directory("cm")
     if sys.platform.startswith("linux"):
         assert native.cm_kernel().__file__.startswith(str(directory))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+def test_a_kernel_that_cannot_be_built_is_reported_unavailable(monkeypatch, capfd, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"")  # a file where the build directory's parent should be
+    monkeypatch.setattr(native, "torch_free_build_directory", lambda name: blocked / name)
+    assert native._build("cm") is None
+    assert "C++ cm kernel unavailable" in capfd.readouterr().err

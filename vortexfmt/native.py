@@ -105,12 +105,13 @@ def _build(name: str):
         module = _load_built(name, directory)
         if module is not None:
             return module
-        directory.mkdir(parents=True, exist_ok=True)
         options = {"build_directory": str(directory),
                    "extra_ldflags": _LDFLAGS + _TORCH_FREE_LDFLAGS}
     from torch.utils import cpp_extension
 
     try:
+        if "build_directory" in options:
+            os.makedirs(options["build_directory"], exist_ok=True)
         return quietly(lambda: cpp_extension.load(
             name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
             # No -march=native: torch caches the build in the home directory, which
