@@ -4,6 +4,7 @@ corrupt `vortex unpack -o -`), a failed build shows its log, and a slow build sa
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -86,16 +87,53 @@ def test_packing_and_unpacking_cm_frames_never_imports_torch(tmp_path):
     assert done.stdout.strip() == "[]"
 
 
-def test_a_kernel_file_that_cannot_be_loaded_is_built_again(tmp_path):
-    (tmp_path / "vortex_cm_kernel.so").write_bytes(b"\x7fELF half written")
-    assert native._load_built("cm", tmp_path) is None
-    assert native._load_built("cm", tmp_path / "absent") is None
+def test_a_published_kernel_that_cannot_be_loaded_is_removed(tmp_path):
+    damaged = tmp_path / "vortex_cm_kernel.published.so"
+    damaged.write_bytes(b"\x7fELF half written")
+    assert native._load_published("cm", damaged) is None
+    assert not damaged.exists()
+    assert native._load_published("cm", tmp_path / "absent" / "kernel.so") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+def test_a_damaged_published_kernel_is_loaded_through_torch_and_published_again(tmp_path):
+    built = native.torch_free_build_directory("cm")
+    native.cm_kernel()
+    copy = tmp_path / "vortex" / built.name  # the same build, in a cache of the test's own
+    shutil.copytree(built, copy)
+    (copy / "vortex_cm_kernel.published.so").write_bytes(b"\x7fELF half written")
+    script = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
+              "print(kernel is not None, 'torch' in sys.modules)")
+    environment = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env=environment, timeout=300) for _ in range(2)]
+    assert [run.stdout.split() for run in runs] == [["True", "True"], ["True", "False"]], \
+        [run.stderr for run in runs]
+    assert (copy / "vortex_cm_kernel.published.so").stat().st_mode & 0o777 == \
+        (copy / "vortex_cm_kernel.so").stat().st_mode & 0o777
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+def test_a_damaged_build_says_which_directory_to_delete(tmp_path, monkeypatch, capfd):
+    copy = tmp_path / "cm-copy"
+    shutil.copytree(native.torch_free_build_directory("cm"), copy)
+    for damaged in ("vortex_cm_kernel.so", "vortex_cm_kernel.published.so"):
+        (copy / damaged).write_bytes(b"\x7fELF half written")
+    monkeypatch.setattr(native, "torch_free_build_directory", lambda name: copy)
+    assert native._build("cm") is None
+    assert f"delete {copy} to build it again" in capfd.readouterr().err
 
 
 def test_a_torch_free_kernel_is_built_where_its_sources_say():
+    native.step_kernel()  # torch's cpp_extension appends its libraries to the flags it
+    native.mixing_kernel()  # is given: building these first must not move cm's build
     directory = native.torch_free_build_directory("cm")
     assert directory.name.startswith("cm-")
-    assert directory == native.torch_free_build_directory("cm")
+    fresh = subprocess.run(
+        [sys.executable, "-c",
+         "from vortexfmt import native; print(native.torch_free_build_directory('cm'))"],
+        capture_output=True, text=True, timeout=60)
+    assert fresh.stdout.strip() == str(directory)
     if sys.platform.startswith("linux"):
         assert native.cm_kernel().__file__.startswith(str(directory))
 

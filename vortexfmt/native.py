@@ -8,11 +8,14 @@ The cm kernel uses nothing of torch's: on Linux it is loaded without importing t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import platform
+import shutil
 import sys
+import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable
@@ -35,11 +38,12 @@ _REQUIRED = {"cm"}
 #: process loads them from there without importing torch (1.2 s here): `vortex pack` and
 #: `vortex unpack` of cm, lzma and zstd frames never do.
 _TORCH_FREE = {"cm"}
-_CFLAGS = ["-O3", "-fopenmp"]
-_LDFLAGS = ["-fopenmp"]
+# (tuples: cpp_extension.load appends torch's libraries to the lists it is given)
+_CFLAGS = ("-O3", "-fopenmp")
+_LDFLAGS = ("-fopenmp",)
 # --as-needed leaves out the libraries nothing is taken from; the C++ runtime comes first,
 # or the linker takes the few of its functions that libc10 also exports from libc10
-_TORCH_FREE_LDFLAGS = ["-Wl,--as-needed", "-lstdc++", "-lm"]
+_TORCH_FREE_LDFLAGS = ("-Wl,--as-needed", "-lstdc++", "-lm")
 _built: dict[str, object | None] = {}
 _build_lock = threading.Lock()  # frames coded on several threads may ask at once
 #: Whether a slow load says what it is doing (`vortex -q` turns it off).
@@ -98,45 +102,62 @@ def kernel(name: str):
 
 
 def _build(name: str):
-    """Build (or load from torch's cache) kernel `name`; None when it cannot be built."""
-    options = {"extra_ldflags": _LDFLAGS}
-    if name in _TORCH_FREE and sys.platform.startswith("linux"):
-        directory = torch_free_build_directory(name)
-        module = _load_built(name, directory)
-        if module is not None:
-            return module
-        options = {"build_directory": str(directory),
-                   "extra_ldflags": _LDFLAGS + _TORCH_FREE_LDFLAGS}
-    from torch.utils import cpp_extension
-
+    """Build (or load from the build cache) kernel `name`; None when it cannot be built."""
     try:
-        if "build_directory" in options:
-            os.makedirs(options["build_directory"], exist_ok=True)
-        return quietly(lambda: cpp_extension.load(
-            name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
-            # No -march=native: torch caches the build in the home directory, which
-            # clusters share between machines of different CPUs (it gained ~10%).
-            extra_cflags=_CFLAGS,
-            extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
-            verbose=False, **options),
-            f"building the C++ {name} kernel (first use only, ~25 s)")
+        if name in _TORCH_FREE and sys.platform.startswith("linux"):
+            return _build_torch_free(name)
+        return _load_with_torch(name, _LDFLAGS)
     except Exception as error:  # no compiler, no ninja: fall back to the reference
         fallback = ("the cm codec is unavailable" if name in _REQUIRED
                     else "using the slower torch reference")
-        print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}); "
+        print(f"vortex: C++ {name} kernel unavailable ({error.__class__.__name__}: {error}); "
               f"{fallback}", file=sys.stderr)
         return None
+
+
+def _load_with_torch(name: str, ldflags: tuple[str, ...], **options):
+    """Kernel `name` through torch's cpp_extension, which builds it first if need be."""
+    from torch.utils import cpp_extension
+
+    return quietly(lambda: cpp_extension.load(
+        name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
+        # No -march=native: torch caches the build in the home directory, which
+        # clusters share between machines of different CPUs (it gained ~10%).
+        extra_cflags=list(_CFLAGS), extra_ldflags=list(ldflags),
+        extra_include_paths=[str(_PACKAGE)],  # kernel_support.h
+        verbose=False, **options),
+        f"building the C++ {name} kernel (first use only, ~25 s)")
+
+
+def _build_torch_free(name: str):
+    """Torch-free kernel `name`: loaded without torch from the copy published in its build
+    directory, or else built (or found built) through torch and published for next time."""
+    directory = torch_free_build_directory(name)
+    published = directory / f"vortex_{name}_kernel.published.so"
+    module = _load_published(name, published)
+    if module is not None:
+        return module
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        module = _load_with_torch(name, _LDFLAGS + _TORCH_FREE_LDFLAGS,
+                                  build_directory=str(directory))
+    except ImportError as error:  # the build's own file is damaged (a link cut short)
+        raise ImportError(f"{error}; delete {directory} to build it again") from error
+    _publish(Path(module.__file__), published)
+    return module
 
 
 def torch_free_build_directory(name: str) -> Path:
     """Where torch-free kernel `name` is built: under torch's extension cache
     (`TORCH_EXTENSIONS_DIR`, or ~/.cache/torch_extensions), in a directory named by the
-    digest of its sources, its flags and the Python it is built for, so that what is
-    found there is always what these sources build."""
+    digest of its sources, its flags and the Python it is built for (a change to any of
+    them builds it anew, elsewhere)."""
     digest = hashlib.sha256()
     for part in (_SOURCES[name].read_bytes(), (_PACKAGE / "kernel_support.h").read_bytes(),
                  repr((_CFLAGS, _LDFLAGS, _TORCH_FREE_LDFLAGS)).encode(),
-                 sys.implementation.cache_tag.encode(), platform.machine().encode()):
+                 sys.implementation.cache_tag.encode(),
+                 str(sysconfig.get_config_var("EXT_SUFFIX")).encode(),
+                 platform.machine().encode()):
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
@@ -144,18 +165,37 @@ def torch_free_build_directory(name: str) -> Path:
     return Path(root) / "vortex" / f"{name}-{digest.hexdigest()[:16]}"
 
 
-def _load_built(name: str, directory: Path):
-    """The module built in `directory` earlier, or None (not built, or not loadable)."""
-    path = directory / f"vortex_{name}_kernel.so"
-    if not path.is_file():
-        return None
+def _load_published(name: str, path: Path):
+    """The module published at `path`, or None: not published yet, or not loadable (then
+    the file is removed, and the build publishes it again)."""
     try:
+        if not path.is_file():
+            return None
         spec = importlib.util.spec_from_file_location(f"vortex_{name}_kernel", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except ImportError:  # half-written, or linked to torch after all: build and load it
-        return None      # as torch does
-    return module
+        return module
+    except Exception:  # unreadable, or linked to torch after all: build it as torch does
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def _publish(built: Path, path: Path) -> None:
+    """Copy the kernel built at `built` to `path` whole or not at all: a process that starts
+    while it is being written must not load half a file (it would die of a bus error).
+    Without it (a read-only cache), later processes load the kernel through torch."""
+    part = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part",
+                                         delete=False) as part, open(built, "rb") as source:
+            shutil.copyfileobj(source, part)
+        shutil.copymode(built, part.name)  # readable by whoever may read the build
+        os.replace(part.name, path)
+    except OSError:
+        if part is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(part.name)
 
 
 def mixing_kernel():
