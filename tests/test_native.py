@@ -67,7 +67,26 @@ def test_vortex_quiet_turns_announcing_off(monkeypatch, tmp_path):
     assert native.announce_builds is False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="Linux links the cm kernel torch-free")
+
+
+def _cm_build_in_a_cache_of_its_own(root):
+    """A copy, under `root` as TORCH_EXTENSIONS_DIR, of the cm build this process uses."""
+    built = native.torch_free_build_directory("cm")
+    native.cm_kernel()
+    copy = root / "vortex" / built.name
+    shutil.copytree(built, copy)
+    return copy
+
+
+def _run_with_cache(root, script: str) -> subprocess.CompletedProcess:
+    """`script` run by a fresh Python whose kernels are built under `root`."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "TORCH_EXTENSIONS_DIR": str(root)}, timeout=300)
+
+
+@linux_only
 def test_packing_and_unpacking_cm_frames_never_imports_torch(tmp_path):
     native.cm_kernel()  # built (once per machine) by this process, which has torch
     script = textwrap.dedent("""
@@ -95,37 +114,26 @@ def test_a_published_kernel_that_cannot_be_loaded_is_removed(tmp_path):
     assert native._load_published("cm", tmp_path / "absent" / "kernel.so") is None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+@linux_only
 def test_a_damaged_published_kernel_is_loaded_through_torch_and_published_again(tmp_path):
-    built = native.torch_free_build_directory("cm")
-    native.cm_kernel()
-    copy = tmp_path / "vortex" / built.name  # the same build, in a cache of the test's own
-    shutil.copytree(built, copy)
+    copy = _cm_build_in_a_cache_of_its_own(tmp_path)
     (copy / "vortex_cm_kernel.published.so").write_bytes(b"\x7fELF half written")
     script = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
               "print(kernel is not None, 'torch' in sys.modules)")
-    environment = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           env=environment, timeout=300) for _ in range(2)]
+    runs = [_run_with_cache(tmp_path, script) for _ in range(2)]
     assert [run.stdout.split() for run in runs] == [["True", "True"], ["True", "False"]], \
         [run.stderr for run in runs]
     assert (copy / "vortex_cm_kernel.published.so").stat().st_mode & 0o777 == \
         (copy / "vortex_cm_kernel.so").stat().st_mode & 0o777
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+@linux_only
 def test_a_damaged_build_says_which_directory_to_delete(tmp_path):
-    built = native.torch_free_build_directory("cm")
-    native.cm_kernel()
-    copy = tmp_path / "vortex" / built.name
-    shutil.copytree(built, copy)
+    copy = _cm_build_in_a_cache_of_its_own(tmp_path)
     for damaged in ("vortex_cm_kernel.so", "vortex_cm_kernel.published.so"):
         (copy / damaged).write_bytes(b"\x7fELF half written")
     # in a fresh process: torch renames a module it is asked to load a second time
-    run = subprocess.run(
-        [sys.executable, "-c", "from vortexfmt import native; print(native.cm_kernel())"],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)})
+    run = _run_with_cache(tmp_path, "from vortexfmt import native; print(native.cm_kernel())")
     assert run.stdout.strip() == "None"
     assert f"delete {copy} to build it again" in run.stderr
 
@@ -144,7 +152,7 @@ def test_a_torch_free_kernel_is_built_where_its_sources_say():
         assert native.cm_kernel().__file__.startswith(str(directory))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux links it torch-free")
+@linux_only
 def test_a_kernel_that_cannot_be_built_is_reported_unavailable(monkeypatch, capfd, tmp_path):
     blocked = tmp_path / "file"
     blocked.write_bytes(b"")  # a file where the build directory's parent should be

@@ -115,12 +115,17 @@ def _build(name: str):
         return None
 
 
+def _module_name(name: str) -> str:
+    """The Python module kernel `name` is built as (and its .so file named after)."""
+    return f"vortex_{name}_kernel"
+
+
 def _load_with_torch(name: str, ldflags: tuple[str, ...], **options):
     """Kernel `name` through torch's cpp_extension, which builds it first if need be."""
     from torch.utils import cpp_extension
 
     return quietly(lambda: cpp_extension.load(
-        name=f"vortex_{name}_kernel", sources=[str(_SOURCES[name])],
+        name=_module_name(name), sources=[str(_SOURCES[name])],
         # No -march=native: torch caches the build in the home directory, which
         # clusters share between machines of different CPUs (it gained ~10%).
         extra_cflags=list(_CFLAGS), extra_ldflags=list(ldflags),
@@ -133,7 +138,7 @@ def _build_torch_free(name: str):
     """Torch-free kernel `name`: loaded without torch from the copy published in its build
     directory, or else built (or found built) through torch and published for next time."""
     directory = torch_free_build_directory(name)
-    published = directory / f"vortex_{name}_kernel.published.so"
+    published = directory / f"{_module_name(name)}.published.so"
     module = _load_published(name, published)
     if module is not None:
         return module
@@ -143,7 +148,7 @@ def _build_torch_free(name: str):
                                   build_directory=str(directory))
     except ImportError as error:  # the build's own file is damaged (a link cut short)
         raise ImportError(f"{error}; delete {directory} to build it again") from error
-    if module.__name__ == f"vortex_{name}_kernel":  # torch renames one built twice in a
+    if module.__name__ == _module_name(name):  # torch renames one built twice in a
         _publish(Path(module.__file__), published)  # process: later ones could not load it
     return module
 
@@ -172,7 +177,7 @@ def _load_published(name: str, path: Path):
     try:
         if not path.is_file():
             return None
-        spec = importlib.util.spec_from_file_location(f"vortex_{name}_kernel", path)
+        spec = importlib.util.spec_from_file_location(_module_name(name), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
@@ -186,17 +191,13 @@ def _publish(built: Path, path: Path) -> None:
     """Copy the kernel built at `built` to `path` whole or not at all: a process that starts
     while it is being written must not load half a file (it would die of a bus error).
     Without it (a read-only cache), later processes load the kernel through torch."""
-    part = None
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")  # one build per process
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".part",
-                                         delete=False) as part, open(built, "rb") as source:
-            shutil.copyfileobj(source, part)
-        shutil.copymode(built, part.name)  # readable by whoever may read the build
-        os.replace(part.name, path)
+        shutil.copy(built, part)  # with its mode: readable by whoever may read the build
+        os.replace(part, path)
     except OSError:
-        if part is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(part.name)
+        with contextlib.suppress(OSError):
+            part.unlink()
 
 
 def mixing_kernel():
