@@ -128,14 +128,33 @@ def test_a_damaged_published_kernel_is_loaded_through_torch_and_published_again(
 
 
 @linux_only
-def test_a_damaged_build_says_which_directory_to_delete(tmp_path):
+def test_a_damaged_build_is_linked_again(tmp_path):
     copy = _cm_build_in_a_cache_of_its_own(tmp_path)
     for damaged in ("vortex_cm_kernel.so", "vortex_cm_kernel.published.so"):
-        (copy / damaged).write_bytes(b"\x7fELF half written")
-    # in a fresh process: torch renames a module it is asked to load a second time
-    run = _run_with_cache(tmp_path, "from vortexfmt import native; print(native.cm_kernel())")
-    assert run.stdout.strip() == "None"
-    assert f"delete {copy} to build it again" in run.stderr
+        (copy / damaged).write_bytes(b"\x7fELF half written")  # newer than cm_kernel.o
+    # in fresh processes: torch renames a module it is asked to load a second time
+    script = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
+              "print(kernel is not None, 'torch' in sys.modules)")
+    runs = [_run_with_cache(tmp_path, script) for _ in range(2)]
+    assert [run.stdout.split() for run in runs] == [["True", "True"], ["True", "False"]], \
+        [run.stderr for run in runs]
+
+
+def test_a_build_that_cannot_be_loaded_again_says_which_directory_to_delete(
+        tmp_path, monkeypatch):
+    directory = tmp_path / "cm-0123456789abcdef"
+    monkeypatch.setattr(native, "torch_free_build_directory", lambda name: directory)
+    attempts = []
+
+    def damaged(name, ldflags, **options):
+        attempts.append(sorted(path.name for path in directory.iterdir()))
+        (directory / "vortex_cm_kernel.so").write_bytes(b"\x7fELF half written")
+        raise ImportError("vortex_cm_kernel.so: file too short")
+
+    monkeypatch.setattr(native, "_load_with_torch", damaged)
+    with pytest.raises(ImportError, match=f"too short; delete {directory} to build it again"):
+        native._build_torch_free("cm")
+    assert attempts == [[], []]  # the damaged file was removed before the second attempt
 
 
 def test_a_torch_free_kernel_is_built_where_its_sources_say():

@@ -143,14 +143,36 @@ def _build_torch_free(name: str):
     if module is not None:
         return module
     directory.mkdir(parents=True, exist_ok=True)
+
+    def load():
+        return _load_with_torch(name, _LDFLAGS + _TORCH_FREE_LDFLAGS,
+                                build_directory=str(directory))
+
     try:
-        module = _load_with_torch(name, _LDFLAGS + _TORCH_FREE_LDFLAGS,
-                                  build_directory=str(directory))
-    except ImportError as error:  # the build's own file is damaged (a link cut short)
-        raise ImportError(f"{error}; delete {directory} to build it again") from error
+        module = load()
+    except ImportError:
+        # Its own file is damaged (a link cut short, a full disk). Whether ninja links it
+        # again depends on the timestamps it finds, so remove it: a missing file is linked.
+        with contextlib.suppress(OSError):
+            (directory / f"{_module_name(name)}.so").unlink()
+        _forget_the_build(name)
+        try:
+            module = load()
+        except Exception as error:  # its object file is damaged too
+            raise ImportError(f"{error}; delete {directory} to build it again") from error
     if module.__name__ == _module_name(name):  # torch renames one built twice in a
         _publish(Path(module.__file__), published)  # process: later ones could not load it
     return module
+
+
+def _forget_the_build(name: str) -> None:
+    """Make torch run the build of kernel `name` again in this process: it runs ninja only
+    the first time a process loads a module, unless its sources or flags have changed."""
+    from torch.utils import cpp_extension
+
+    versioner = getattr(cpp_extension, "JIT_EXTENSION_VERSIONER", None)
+    with contextlib.suppress(AttributeError, TypeError):  # another torch: no second build
+        versioner.entries.pop(_module_name(name), None)
 
 
 def torch_free_build_directory(name: str) -> Path:
