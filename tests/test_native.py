@@ -80,6 +80,11 @@ def _cm_build_in_a_cache_of_its_own(root):
     return copy
 
 
+#: Prints whether the cm kernel loaded, and whether that imported torch.
+_LOAD_CM = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
+            "print(kernel is not None, 'torch' in sys.modules)")
+
+
 def _run_with_cache(root, script: str) -> subprocess.CompletedProcess:
     """`script` run by a fresh Python whose kernels are built under `root`."""
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -118,9 +123,7 @@ def test_a_published_kernel_that_cannot_be_loaded_is_removed(tmp_path):
 def test_a_damaged_published_kernel_is_loaded_through_torch_and_published_again(tmp_path):
     copy = _cm_build_in_a_cache_of_its_own(tmp_path)
     (copy / "vortex_cm_kernel.published.so").write_bytes(b"\x7fELF half written")
-    script = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
-              "print(kernel is not None, 'torch' in sys.modules)")
-    runs = [_run_with_cache(tmp_path, script) for _ in range(2)]
+    runs = [_run_with_cache(tmp_path, _LOAD_CM) for _ in range(2)]
     assert [run.stdout.split() for run in runs] == [["True", "True"], ["True", "False"]], \
         [run.stderr for run in runs]
     assert (copy / "vortex_cm_kernel.published.so").stat().st_mode & 0o777 == \
@@ -133,9 +136,7 @@ def test_a_damaged_build_is_linked_again(tmp_path):
     for damaged in ("vortex_cm_kernel.so", "vortex_cm_kernel.published.so"):
         (copy / damaged).write_bytes(b"\x7fELF half written")  # newer than cm_kernel.o
     # in fresh processes: torch renames a module it is asked to load a second time
-    script = ("import sys; from vortexfmt import native; kernel = native.cm_kernel(); "
-              "print(kernel is not None, 'torch' in sys.modules)")
-    runs = [_run_with_cache(tmp_path, script) for _ in range(2)]
+    runs = [_run_with_cache(tmp_path, _LOAD_CM) for _ in range(2)]
     assert [run.stdout.split() for run in runs] == [["True", "True"], ["True", "False"]], \
         [run.stderr for run in runs]
 

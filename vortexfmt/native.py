@@ -170,9 +170,8 @@ def _forget_the_build(name: str) -> None:
     the first time a process loads a module, unless its sources or flags have changed."""
     from torch.utils import cpp_extension
 
-    versioner = getattr(cpp_extension, "JIT_EXTENSION_VERSIONER", None)
     with contextlib.suppress(AttributeError, TypeError):  # another torch: no second build
-        versioner.entries.pop(_module_name(name), None)
+        cpp_extension.JIT_EXTENSION_VERSIONER.entries.pop(_module_name(name), None)
 
 
 def torch_free_build_directory(name: str) -> Path:
