@@ -17,7 +17,7 @@ from vortexfmt.cli.progress import progress_bar
 from vortexfmt.cli.sizes import SizeType
 from vortexfmt.cli.threads import resolve_threads, threads_option
 
-from vortexfmt import native
+
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, codec_name
 from vortexfmt.container.check import check_archive
 from vortexfmt.container.layout import read_layout
@@ -33,13 +33,8 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def _set_quiet(context, parameter, quiet: bool) -> bool:
-    native.announce_builds = not quiet  # no "building the C++ kernel" notice either
-    return quiet
-
-
 def _quiet_option(function):
-    return click.option("-q", "--quiet", is_flag=True, callback=_set_quiet,
+    return click.option("-q", "--quiet", is_flag=True,
                         help="Print nothing but errors.")(function)
 
 

@@ -46,10 +46,10 @@ def train(data, output, config_name, steps, epochs, batch_size, lane_length, lr,
     validation bits per byte is measured with the integer-exact model that packs archives.
     """
     from vortexfmt.errors import VortexError
-    from vortexfmt.model import registry
-    from vortexfmt.model.network import CONFIGS
-    from vortexfmt.model.train import TrainOptions, expand_inputs
-    from vortexfmt.model.train import train as run_training
+    from vortexfmt.neural import registry
+    from vortexfmt.neural.network import CONFIGS
+    from vortexfmt.neural.train import TrainOptions, expand_inputs
+    from vortexfmt.neural.train import train as run_training
 
     if steps is not None and epochs is not None:
         raise click.UsageError("give --steps or --epochs, not both")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_vortex
+from conftest import HANG_GUARD_S, run_vortex
 
 EXPECTED_CODECS = {"vortex-auto", "gzip-6", "gzip-9", "zstd-3", "zstd-19", "xz-9e", "bzip2-9"}
 
@@ -17,7 +17,7 @@ def test_bench_json_covers_every_codec_on_two_files(tmp_path, tiny_model):
         files.append(path)
     result = run_vortex("bench", *files, "--json", "--model", tiny_model.path,
                         "--frame-size", "8K", "--codec", "auto", "--codec", "mixed",
-                        timeout=600)
+                        timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [entry["file"] for entry in report] == [str(f) for f in files]
@@ -42,6 +42,6 @@ def test_bench_plot_writes_a_png(tmp_path, tiny_model):
     path.write_bytes(b"hello world " * 500)
     plot = tmp_path / "plot.png"
     result = run_vortex("bench", path, "--plot", plot, "--model", tiny_model.path, "-q",
-                        timeout=600)
+                        timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

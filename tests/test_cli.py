@@ -13,7 +13,7 @@ import sys
 import threading
 
 import pytest
-from conftest import CODECS, FIXTURES, SAMPLES, leftovers, noise, run_vortex, text, vortex_command
+from conftest import HANG_GUARD_S, CODECS, FIXTURES, SAMPLES, leftovers, noise, run_vortex, text, vortex_command
 
 import vortexfmt
 from vortexfmt import spec
@@ -84,11 +84,11 @@ def pipeline(data: bytes, pack_args=(), unpack_args=()):
 
     feeder = threading.Thread(target=feed)
     feeder.start()
-    output, unpack_errors = unpacker.communicate(timeout=60)
-    feeder.join(timeout=60)
+    output, unpack_errors = unpacker.communicate(timeout=HANG_GUARD_S)
+    feeder.join(timeout=HANG_GUARD_S)
     pack_errors = packer.stderr.read()
     packer.stderr.close()
-    assert packer.wait(timeout=60) == 0, pack_errors
+    assert packer.wait(timeout=HANG_GUARD_S) == 0, pack_errors
     return unpacker.returncode, output, pack_errors.decode(), unpack_errors.decode()
 
 
@@ -141,7 +141,7 @@ def test_refuses_to_write_an_archive_to_a_terminal(source):
     primary, secondary = os.openpty()
     try:
         result = subprocess.run(vortex_command() + ["pack", str(source), "-o", "-"],
-                                stdout=secondary, stderr=subprocess.PIPE, timeout=60,
+                                stdout=secondary, stderr=subprocess.PIPE, timeout=HANG_GUARD_S,
                                 check=False)
     finally:
         os.close(primary)
@@ -440,7 +440,7 @@ def test_exit_1_on_a_damaged_archive(cli, tmp_path):
 
 def test_python_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "vortexfmt.cli.main", "verify", "--help"],
-                            capture_output=True, timeout=60, check=False)
+                            capture_output=True, timeout=HANG_GUARD_S, check=False)
     assert result.returncode == 0
     assert b"Decode all of ARCHIVE" in result.stdout
 
@@ -474,7 +474,7 @@ def test_ctrl_c_stops_a_command_and_leaves_no_output(tmp_path, command, threads)
             time.sleep(0.02)  # until the first frame is in the output
         assert process.poll() is None
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = process.communicate(timeout=HANG_GUARD_S)
     finally:
         process.kill()
     assert process.returncode != 0

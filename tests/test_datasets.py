@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DIR = ROOT / "fixtures" / "seed"
@@ -204,7 +205,7 @@ def test_script_runs_as_a_command(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "fixtures" / "generate.py"), "--out", str(tmp_path),
          "--kinds", "telemetry,events", "--count-telemetry", "3", "--count-events", "2"],
-        capture_output=True, text=True, check=False, timeout=60)
+        capture_output=True, text=True, check=False, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["events.bin", "telemetry.bin"]
     assert (tmp_path / "telemetry.bin").stat().st_size == 8 + 3 * 208

@@ -8,7 +8,7 @@ import json
 
 from conftest import GOLDEN
 
-from vortexfmt.coding.lanes import decode_frame
+from vortexfmt.neural.lanes import decode_frame
 
 
 def _make_golden():
@@ -25,7 +25,7 @@ def test_golden_cdfs_and_payload_are_unchanged(tiny_model):
 
 def test_golden_payload_decodes_to_its_input(tiny_model):
     make_golden = _make_golden()
-    from vortexfmt.coding.lanes import encode_frame
+    from vortexfmt.neural.lanes import encode_frame
 
     data = make_golden.INPUT.read_bytes()[:make_golden.INPUT_BYTES]
     runtime = tiny_model.runtime("cpu")

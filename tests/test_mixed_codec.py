@@ -16,10 +16,10 @@ from vortexfmt.spec import neural as layout
 
 import vortexfmt
 from vortexfmt import native
-from vortexfmt.codecs import FrameEncoder
-from vortexfmt.coding import mixing
-from vortexfmt.coding.features import NONE, FrameContext
-from vortexfmt.coding.lanes import (
+from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.neural import mixing
+from vortexfmt.neural.features import NONE, FrameContext
+from vortexfmt.neural.lanes import (
     SHORTEST_LANE_LENGTH,
     STREAM_TARGET_BITS,
     decode_frame,

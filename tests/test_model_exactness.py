@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from vortexfmt import native
-from vortexfmt.model import intmath
-from vortexfmt.model.integer import IntegerByteModel, StepRunner, lookup_tables
-from vortexfmt.model.network import CONFIGS, ByteModel, ModelConfig
+from vortexfmt.neural import intmath
+from vortexfmt.neural.integer import IntegerByteModel, StepRunner, lookup_tables
+from vortexfmt.neural.network import CONFIGS, ByteModel, ModelConfig
 
 LENGTH = 96
 

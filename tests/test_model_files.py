@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vortexfmt.errors import VortexError
-from vortexfmt.model import registry
-from vortexfmt.model.files import load_model, model_id, save_model
+from vortexfmt.neural import registry
+from vortexfmt.neural.files import load_model, model_id, save_model
 
 
 def test_model_id_is_stable_across_save_and_load(tiny_model, tmp_path):

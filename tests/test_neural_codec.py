@@ -11,10 +11,11 @@ from conftest import corpus_file, run_vortex
 from vortexfmt.spec import CodecId
 
 import vortexfmt
-from vortexfmt.codecs import FrameDecoders, FrameEncoder
-from vortexfmt.coding.lanes import EncodeStats, decode_frame, encode_frame
+from vortexfmt.codecs import FrameDecoders
+from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.neural.lanes import EncodeStats, decode_frame, encode_frame
 from vortexfmt.errors import ModelMismatchError, VortexError, VortexFormatError
-from vortexfmt.model.files import save_model
+from vortexfmt.neural.files import save_model
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "seed")
 

@@ -10,12 +10,15 @@ import sys
 
 import pytest
 import zstandard
-from conftest import ArchiveEditor, noise, text
+from conftest import HANG_GUARD_S, ArchiveEditor, noise, text
 
 import vortexfmt
 from vortexfmt import VortexFormatError, spec
-from vortexfmt.codecs import FrameEncoder, codec_name
-from vortexfmt.codecs.classic import LzmaCodec, StoredCodec, ZstdCodec, lzma_dict_size
+from vortexfmt.codecs import codec_name
+from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.codecs.lzma import LzmaCodec, lzma_dict_size
+from vortexfmt.codecs.stored import StoredCodec
+from vortexfmt.codecs.zstd import ZstdCodec
 from vortexfmt.container import structures
 from vortexfmt.container.layout import read_layout
 from vortexfmt.container.structures import IndexEntry
@@ -379,5 +382,5 @@ def test_format_layer_does_not_import_torch():
             "vortexfmt.container.writer, vortexfmt.cli.main, sys; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+                            timeout=HANG_GUARD_S, check=False)
     assert result.returncode == 0, result.stderr

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_vortex
+from conftest import HANG_GUARD_S, run_vortex
 
 import vortexfmt
 from vortexfmt.errors import VortexError
-from vortexfmt.model.files import load_model
-from vortexfmt.model.network import CONFIGS
-from vortexfmt.model.train import TrainOptions, expand_inputs, train
+from vortexfmt.neural.files import load_model
+from vortexfmt.neural.network import CONFIGS
+from vortexfmt.neural.train import TrainOptions, expand_inputs, train
 
 DATA = b"".join(b"record %05d: temperature=%03d status=OK\n" % (i, (i * 7) % 300)
                 for i in range(600))
@@ -81,6 +81,6 @@ def test_directories_and_globs_expand_to_files(tmp_path):
 def test_cli_train_writes_a_usable_model(data_file, tmp_path):
     model = tmp_path / "cli.safetensors"
     result = run_vortex("train", data_file, "-o", model, "--config", "tiny", "--steps", "4",
-                        "--batch-size", "2", "--context", "128", "-q", timeout=300)
+                        "--batch-size", "2", "--context", "128", "-q", timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert load_model(model).config == CONFIGS["tiny"]

@@ -6,7 +6,7 @@ import array
 import io
 
 import pytest
-from conftest import CODECS, SAMPLES, WriteOnly, calls_to, noise, text
+from conftest import HANG_GUARD_S, CODECS, SAMPLES, WriteOnly, calls_to, noise, text
 
 import vortexfmt
 from vortexfmt import ArchiveWriter, spec
@@ -85,7 +85,7 @@ def test_auto_picks_per_frame():
 
 
 def test_auto_tries_cm_only_on_frames_worth_it():
-    from vortexfmt.codecs import FrameEncoder
+    from vortexfmt.codecs.auto import FrameEncoder
     from vortexfmt.codecs.cm import CmCodec
 
     assert [c.name for c in FrameEncoder("auto", frame_size=1 << 20).codecs] == \
@@ -225,7 +225,7 @@ def test_threads_write_the_archive_one_thread_writes(codec, threads):
 @pytest.fixture
 def failing_frames(monkeypatch):
     """Frames that start with b"FAIL" fail to encode (RuntimeError "encoder failed")."""
-    from vortexfmt.codecs import FrameEncoder
+    from vortexfmt.codecs.auto import FrameEncoder
 
     original = FrameEncoder.encode
 
@@ -258,7 +258,7 @@ def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(failing_frames)
 @pytest.mark.parametrize("content", [text(70_000), noise(70_000), text(40_000) + noise(40_000)],
                          ids=["text", "noise", "both"])
 def test_auto_picks_the_same_codec_with_classic_codecs_on_a_side_thread(content, monkeypatch):
-    from vortexfmt import codecs
+    from vortexfmt.codecs import auto as codecs
 
     side_calls = calls_to(monkeypatch, codecs.FrameEncoder, "_side")
     alongside = codecs.FrameEncoder("auto", threads=2).encode(content)
@@ -273,7 +273,7 @@ def test_cm_encodes_a_frame_on_two_threads_while_a_cpu_is_spare(monkeypatch):
     being encoded (and it is large enough for the hand-over to pay)."""
     import threading
 
-    from vortexfmt import codecs
+    from vortexfmt.codecs import auto as codecs
     from vortexfmt.codecs.cm import CmCodec
 
     asked, second_came = [], threading.Event()
@@ -282,7 +282,7 @@ def test_cm_encodes_a_frame_on_two_threads_while_a_cpu_is_spare(monkeypatch):
     def spy(self, raw, stop=None, threads=1):
         asked.append(threads)
         if len(asked) == 1:
-            second_came.wait(timeout=60)  # still encoding while the other frame starts
+            second_came.wait(timeout=HANG_GUARD_S)  # still encoding while the other frame starts
         else:
             second_came.set()
         return encode(self, raw, stop, threads)
@@ -346,7 +346,7 @@ def test_after_a_frame_fails_to_encode_the_writer_refuses_to_go_on(failing_frame
 
 
 def test_a_failed_frame_cancels_the_frames_still_being_encoded(failing_frames, monkeypatch):
-    from vortexfmt.codecs import FrameEncoder
+    from vortexfmt.codecs.auto import FrameEncoder
 
     cancelled = calls_to(monkeypatch, FrameEncoder, "cancel")
     writer = ArchiveWriter(io.BytesIO(), codec="cm", frame_size=4096, threads=3)
@@ -455,7 +455,7 @@ def test_a_writer_left_open_at_exit_still_ends_its_archive(tmp_path):
     path = tmp_path / "open.vtx"
     script = (f"import vortexfmt\nw = vortexfmt.open({str(path)!r}, 'wb', codec='zstd', "
               "frame_size=100, threads=3)\nw.write(b'x' * 1050)\n")
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=HANG_GUARD_S)
     assert vortexfmt.decompress(path.read_bytes()) == b"x" * 1050
 
 

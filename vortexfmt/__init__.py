@@ -12,7 +12,7 @@ from vortexfmt.errors import (
     VortexFormatError,
 )
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = [
     "DEFAULT_FRAME_SIZE", "ArchiveReader", "ArchiveWriter", "CodingCancelled", "FrameDamageError",

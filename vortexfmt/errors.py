@@ -36,3 +36,8 @@ class CodingCancelled(VortexError):
 
 class ModelMismatchError(VortexError):
     """The archive was written with a model other than the one offered for decoding."""
+
+
+class MissingExtraError(VortexError):
+    """What was asked needs an optional part of Vortex that is not installed (the model
+    codecs need `pip install 'vortexfmt[neural]'`); the message says what to install."""

@@ -29,8 +29,8 @@ CM_LANES = (1, 3)
 
 def make_model(path: Path) -> None:
     """A tiny model, briefly trained on the committed seed files so that it compresses."""
-    from vortexfmt.model.network import CONFIGS
-    from vortexfmt.model.train import TrainOptions, train
+    from vortexfmt.neural.network import CONFIGS
+    from vortexfmt.neural.train import TrainOptions, train
 
     seeds = sorted((ROOT / "fixtures" / "seed").iterdir())
     options = TrainOptions(config=CONFIGS["tiny"], steps=150, batch_size=8, lr=1e-2,
@@ -41,9 +41,9 @@ def make_model(path: Path) -> None:
 
 def compute(model_file) -> dict:
     """What the golden vectors record, computed with the current code."""
-    from vortexfmt.coding.features import frame_features
-    from vortexfmt.coding.lanes import encode_frame
-    from vortexfmt.coding.stride import choose_stride
+    from vortexfmt.neural.features import frame_features
+    from vortexfmt.neural.lanes import encode_frame
+    from vortexfmt.codecs.stride import choose_stride
 
     data = INPUT.read_bytes()[:INPUT_BYTES]
     runtime = model_file.runtime("cpu")
@@ -82,7 +82,7 @@ def compute_cm() -> dict:
 
 
 def main() -> int:
-    from vortexfmt.model.files import load_model
+    from vortexfmt.neural.files import load_model
 
     if "--model" in sys.argv or not MODEL.exists():
         make_model(MODEL)

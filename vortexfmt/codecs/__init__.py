@@ -1,16 +1,24 @@
 """Frame codecs: turn one frame's raw bytes into a payload and back.
 
-A codec is looked up by its FORMAT.md codec id or by name. Codecs that need a model (the
-neural codec) are imported lazily, so the container layer never imports torch itself.
+A codec is looked up by its FORMAT.md codec id or by name: one module each for stored, zstd,
+lzma and cm; `auto` (auto.py) is the writer's policy over them. The model codecs (neural,
+mixed) live in the optional `vortexfmt.neural` package, which this module loads by name
+only when a frame needs one: without the `neural` extra, such a frame raises
+MissingExtraError saying what to install.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from vortexfmt.errors import CodingCancelled, UnsupportedCodecError, VortexError, VortexFormatError
+from vortexfmt.errors import (
+    CodingCancelled,
+    MissingExtraError,
+    UnsupportedCodecError,
+    VortexError,
+    VortexFormatError,
+)
 from vortexfmt.spec import CodecId
 
 
@@ -50,170 +58,56 @@ def codec_name(codec_id: int) -> str:
 
 
 def model_free_codec(codec_id: int) -> FrameCodec:
-    """The codec for a codec id that needs no model (classic codecs and cm); raises
+    """The codec for a codec id that needs no model (stored, zstd, lzma and cm); raises
     UnsupportedCodecError for any other."""
-    from vortexfmt.codecs import classic
-
     if codec_id == CodecId.CM:
         from vortexfmt.codecs.cm import CmCodec
 
         return CmCodec()
-    codec = classic.CLASSIC_CODECS.get(codec_id)
+    codec = _CLASSIC_CODECS.get(codec_id)
     if codec is None:
         raise UnsupportedCodecError(f"unsupported codec id {codec_id}")
     return codec
 
 
-class FrameEncoder:
-    """Encodes frames with one codec, or with the smallest of several (``auto``)."""
+def _classic_codecs() -> dict[int, FrameCodec]:
+    from vortexfmt.codecs.lzma import LzmaCodec
+    from vortexfmt.codecs.stored import StoredCodec
+    from vortexfmt.codecs.zstd import ZstdCodec
 
-    def __init__(self, codec: str = "auto", model: object | None = None,
-                 device: str | None = None, frame_size: int | None = None,
-                 threads: int = 1) -> None:
-        """`threads`: how many CPUs the caller's frames may keep busy. With more than one,
-        ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
-        of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame of
-        TWO_THREAD_MIN_RAW_SIZE bytes or more on two threads if it starts while fewer
-        frames than `threads` are being encoded (the same payload either way)."""
-        if codec not in WRITER_CODEC_CHOICES:
-            raise ValueError(f"unknown codec {codec!r}; choose one of "
-                             f"{', '.join(WRITER_CODEC_CHOICES)}")
-        self.auto = codec == "auto"
-        names = AUTO_CANDIDATES if self.auto else (codec,)
-        self.codecs = [_codec_for_writing(name, model, device) for name in names]
-        if self.auto:  # leave out what auto would never try, then what this machine lacks
-            if frame_size is not None:
-                self.codecs = [c for c in self.codecs
-                               if getattr(c, "auto_min_raw_size", 0) <= frame_size]
-            self.codecs = [c for c in self.codecs if getattr(c, "usable", lambda: True)()]
-        self.model_id = next((c.model_id for c in self.codecs
-                              if getattr(c, "model_id", None)), None)
-        #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
-        self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
-        #: Whether encode() may run on several threads at once: the model codecs run torch,
-        #: which has threads of its own, and keep state between frames.
-        self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
-        for codec in self.codecs:  # load C++ kernels here, not on a worker thread (their
-            prepare = getattr(codec, "prepare", None)  # first build redirects the output)
-            if prepare is not None:
-                prepare()
-        self.threads = threads
-        self._encoding = 0  # frames being encoded now (encode() calls under way)
-        self._encoding_lock = threading.Lock()
-        self._side_pool: ThreadPoolExecutor | None = None
-        self._side_pool_lock = threading.Lock()
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        """Stop the frames being encoded, on any thread, as soon as their codecs can (cm
-        within 64 KiB, lzma before its next 256 KiB; a zstd encoding under way finishes,
-        none begins), with CodingCancelled; every later encode() raises it at once."""
-        self._stop.set()
-
-    def encode(self, raw: bytes) -> tuple[int, bytes]:
-        """Return (codec id, payload) for one frame, never larger than FORMAT.md allows."""
-        if self._stop.is_set():
-            raise CodingCancelled("frame encoding cancelled")
-        with self._encoding_lock:
-            self._encoding += 1
-            # a CPU to spare for this frame, which none of the others' frames has
-            spare = self._encoding < self.threads and len(raw) >= TWO_THREAD_MIN_RAW_SIZE
-        try:
-            return self._encode_frame(raw, codec_threads=2 if spare else 1)
-        finally:
-            with self._encoding_lock:
-                self._encoding -= 1
-
-    def _encode_frame(self, raw: bytes, codec_threads: int) -> tuple[int, bytes]:
-        from vortexfmt.spec import max_payload_size
-
-        candidates = [c for c in self.codecs
-                      if not (self.auto and len(raw) < getattr(c, "auto_min_raw_size", 0))]
-        classic = [c for c in candidates if c.codec_id in CLASSIC_CODEC_IDS]
-        side = None
-        if self.threads > 1 and self.thread_safe and len(raw) >= SIDE_THREAD_MIN_RAW_SIZE \
-                and 0 < len(classic) < len(candidates):
-            # cm takes ten times as long as lzma and zstd together: run those alongside it
-            try:
-                side = self._side().submit(lambda: [(c, self._encode(c, raw)) for c in classic])
-            except RuntimeError:  # shut down (a writer left open at exit): in turn, here
-                side = None
-        if side is not None:
-            rest = [(c, self._encode(c, raw, codec_threads)) for c in candidates
-                    if c not in classic]
-            done = dict(side.result() + rest)
-            results = [(c, done[c]) for c in candidates]  # candidates' order breaks ties
-        else:
-            results = self._encode_in_turn(candidates, raw, codec_threads)
-        best: tuple[int, bytes] | None = None
-        for codec, payload in results:
-            if best is None or len(payload) < len(best[1]):
-                best = (codec.codec_id, payload)
-        if len(best[1]) > max_payload_size(len(raw)):
-            best = (CodecId.STORED, bytes(raw))
-        return best
-
-    def close(self) -> None:
-        """Let the side thread go (encode() starts it again if called)."""
-        with self._side_pool_lock:
-            pool, self._side_pool = self._side_pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-
-    def _encode(self, codec: FrameCodec, raw: bytes, threads: int = 1) -> bytes:
-        if threads > 1 and getattr(codec, "encodes_on_two_threads", False):
-            return codec.encode(raw, stop=self._stop, threads=2)
-        if getattr(codec, "cancellable", False):
-            return codec.encode(raw, stop=self._stop)
-        if self._stop.is_set():  # lzma and zstd cannot stop once begun: do not begin
-            raise CodingCancelled("frame encoding cancelled")
-        return codec.encode(raw)
-
-    def _encode_in_turn(self, candidates, raw: bytes,
-                        threads: int = 1) -> list[tuple[FrameCodec, bytes]]:
-        results: list[tuple[FrameCodec, bytes]] = []
-        for codec in candidates:
-            if results and hasattr(codec, "encode_if_smaller"):  # model codecs
-                smallest = min(len(payload) for _, payload in results)
-                payload = codec.encode_if_smaller(raw, smallest)
-                if payload is None:
-                    continue
-            else:
-                payload = self._encode(codec, raw, threads)
-            results.append((codec, payload))
-        return results
-
-    def _side(self) -> ThreadPoolExecutor:
-        with self._side_pool_lock:
-            if self._side_pool is None:
-                self._side_pool = ThreadPoolExecutor(SIDE_THREADS,
-                                                     thread_name_prefix="vortex-classic")
-            return self._side_pool
+    return {codec.codec_id: codec for codec in (StoredCodec(), ZstdCodec(), LzmaCodec())}
 
 
-#: The classical codecs, which ``auto`` runs on a side thread while cm runs (frames of at
-#: least SIDE_THREAD_MIN_RAW_SIZE bytes; below, handing work over costs more than it saves).
-CLASSIC_CODEC_IDS = (CodecId.STORED, CodecId.ZSTD, CodecId.LZMA)
-SIDE_THREAD_MIN_RAW_SIZE = 64 << 10
-SIDE_THREADS = 32  # one per frame being encoded at once; started only as needed
-#: cm encodes frames of at least this many bytes on two threads when a CPU is spare.
-TWO_THREAD_MIN_RAW_SIZE = 64 << 10
+_CLASSIC_CODECS = _classic_codecs()
+
+#: What a model codec needs that the default install leaves out.
+NEURAL_EXTRA_HINT = "pip install 'vortexfmt[neural]'"
 
 
-#: Codecs ``auto`` tries on every frame. On equal sizes the first is kept, so the cheapest
-#: to decode comes first. The model codecs (neural, mixed) are not among them: cm packs
-#: every corpus file smaller than they do (README "Benchmarks"), and archives written
-#: without them need no model file to be unpacked.
-AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
+def neural_package():
+    """The optional `vortexfmt.neural` package (model codecs, model files and registry);
+    raises MissingExtraError when its dependencies (torch) are not installed."""
+    try:
+        import importlib
+
+        return importlib.import_module("vortexfmt.neural")
+    except ImportError as error:
+        raise MissingExtraError(
+            f"the neural and mixed codecs need torch ({error}); install them with "
+            f"{NEURAL_EXTRA_HINT}") from None
 
 
-def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
-    if CODEC_IDS[name] in MODEL_CODEC_IDS:
-        from vortexfmt.codecs.neural import MODEL_CODECS
-        from vortexfmt.model import registry
-
-        return MODEL_CODECS[CODEC_IDS[name]](registry.resolve(model), device)
-    return model_free_codec(CODEC_IDS[name])
+def model_codec(codec_id: int, model: object | None, device: str | None, *,
+                model_id: bytes | None = None) -> FrameCodec:
+    """The model codec `codec_id` (neural or mixed) with `model` resolved: for writing when
+    `model_id` is None (a path, an id or the built-in model), else for an archive that
+    records `model_id`."""
+    neural = neural_package()
+    if model_id is None:
+        resolved = neural.registry.resolve(model)
+    else:
+        resolved = neural.registry.for_archive(model_id, model)
+    return neural.codecs.MODEL_CODECS[codec_id](resolved, device)
 
 
 class FrameDecoders:
@@ -262,9 +156,6 @@ class FrameDecoders:
             if self.model_id == bytes(len(self.model_id)):
                 raise VortexFormatError(f"{codec_name(codec_id)} frame in an archive that "
                                         "records no model")
-            from vortexfmt.codecs.neural import MODEL_CODECS
-            from vortexfmt.model import registry
-
-            model = registry.for_archive(self.model_id, self.model)
-            self._model_codecs[codec_id] = MODEL_CODECS[codec_id](model, self.device)
+            self._model_codecs[codec_id] = model_codec(codec_id, self.model, self.device,
+                                                       model_id=self.model_id)
         return self._model_codecs[codec_id].decode(payload, raw_size)

@@ -2,7 +2,7 @@
 
 Each bit of the frame is predicted by context models that learn as the frame is decoded
 (hashed byte contexts, a match model, record contexts) mixed by online-learnt weights, and
-arithmetic-coded with torchac's coder; `coding/cm_kernel.cpp` is the whole model and coder,
+arithmetic-coded with torchac's coder; `csrc/cm/` is the whole model and coder, compiled at install,
 in integer arithmetic. It needs no trained model, so archives that use it record none.
 """
 
@@ -14,9 +14,9 @@ import threading
 from construct import ConstructError, StreamError
 
 from vortexfmt import native
-from vortexfmt.coding.stats import EncodeStats
-from vortexfmt.coding.stride import choose_stride
-from vortexfmt.errors import CodingCancelled, VortexError, VortexFormatError
+from vortexfmt.codecs.stats import EncodeStats
+from vortexfmt.codecs.stride import choose_stride
+from vortexfmt.errors import CodingCancelled, VortexFormatError
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 
@@ -36,21 +36,13 @@ MIN_TABLE_BITS = layout.MIN_TABLE_BITS
 SHORTEST_STRIDE = 9
 
 
-class CmUnavailableError(VortexError):
-    """The cm codec's C++ kernel could not be built on this machine."""
-
-
 def table_bits_for(raw_size: int, max_bits: int = DEFAULT_MAX_TABLE_BITS) -> int:
     """The table size, as log2 of buckets, a writer uses for a frame of `raw_size` bytes."""
     return max(MIN_TABLE_BITS, min(max_bits, (raw_size // 8).bit_length()))
 
 
 def _kernel():
-    kernel = native.cm_kernel()
-    if kernel is None:
-        raise CmUnavailableError("the cm codec needs its C++ kernel, which could not be "
-                                 "built here (is a C++ compiler installed?)")
-    return kernel
+    return native.cm_kernel()  # KernelUnavailableError in a source tree that was not built
 
 
 class CmCodec:
@@ -72,13 +64,8 @@ class CmCodec:
 
     @staticmethod
     def prepare() -> None:
-        """Load the kernel (building it on first use); raises CmUnavailableError."""
+        """Load the kernel; raises KernelUnavailableError if it was not built."""
         _kernel()
-
-    @staticmethod
-    def usable() -> bool:
-        """Whether this machine can code cm frames (it builds the kernel on first call)."""
-        return native.cm_kernel() is not None
 
     def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS) -> None:
         if lanes < 1:

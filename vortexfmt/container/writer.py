@@ -10,7 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import xxhash
 
 from vortexfmt import spec
-from vortexfmt.codecs import WRITER_CODEC_CHOICES, FrameEncoder
+from vortexfmt.codecs import WRITER_CODEC_CHOICES
+from vortexfmt.codecs.auto import FrameEncoder
 from vortexfmt.container import structures
 from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.structures import IndexEntry

@@ -1,11 +1,11 @@
 """The byte model: a small compressive transformer over the bytes of a lane.
 
 Read top to bottom: `ModelConfig`, the quantization-aware training modules, `ByteModel`.
-Its integer twin, which codes archives, is `vortexfmt.model.integer.IntegerByteModel`; this
+Its integer twin, which codes archives, is `vortexfmt.neural.integer.IntegerByteModel`; this
 float model exists to be trained and then exported (`ByteModel.export`) to integers.
 
 Per position t of a lane the model sees the lane's previous byte plus three context
-features (see `vortexfmt.coding.features`): the match model's predicted byte and match
+features (see `vortexfmt.neural.features`): the match model's predicted byte and match
 length, and the byte one record back. Each layer attends to the last `window` positions
 of the lane and to `memory` compressed slots, each the mean of `compression` (4)
 consecutive older positions' keys and values: the compressive-transformer idea, bounded so
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vortexfmt.coding.features import MATCH_LENGTH_BUCKETS, NONE
+from vortexfmt.neural.features import MATCH_LENGTH_BUCKETS, NONE
 
 ACT_MAX = 127
 

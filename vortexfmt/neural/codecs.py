@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import zstandard
 
-from vortexfmt.coding import lanes
-from vortexfmt.model.files import ModelFile
+from vortexfmt.neural import lanes
+from vortexfmt.neural.files import ModelFile
 from vortexfmt.spec import CodecId
 
 #: Under ``auto``, the mixed codec is tried when the model alone is estimated within this

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from vortexfmt import native
-from vortexfmt.coding.features import (
+from vortexfmt.neural.features import (
     FrameContext,
     StepFeatures,
     frame_features,
@@ -26,12 +26,12 @@ from vortexfmt.coding.features import (
     lane_lengths,
     to_lanes,
 )
-from vortexfmt.coding.mixing import ContextMixer
-from vortexfmt.coding.stats import EncodeStats
-from vortexfmt.coding.stride import choose_stride
+from vortexfmt.neural.mixing import ContextMixer
+from vortexfmt.codecs.stats import EncodeStats
+from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import VortexFormatError
-from vortexfmt.model import intmath
-from vortexfmt.model.integer import IntegerByteModel, StepRunner
+from vortexfmt.neural import intmath
+from vortexfmt.neural.integer import IntegerByteModel, StepRunner
 from vortexfmt.spec import neural as layout
 
 DEFAULT_LANE_LENGTH = 512  # lane length of training; writers use default_lane_length

@@ -4,7 +4,7 @@
 a batch of lanes, carrying each layer's recent keys/values and compressed memory in a
 `LaneState`. The encoder runs long blocks, the decoder one position at a time; both go
 through this one function, and since every operation is exact integer arithmetic (see
-`vortexfmt.model.intmath` for why), the CDFs agree bit for bit whatever the block size,
+`vortexfmt.neural.intmath` for why), the CDFs agree bit for bit whatever the block size,
 the lanes batched together, the thread count or the device.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from vortexfmt import native
-from vortexfmt.model import intmath
-from vortexfmt.model.network import ModelConfig, context_slots
+from vortexfmt.neural import intmath
+from vortexfmt.neural.network import ModelConfig, context_slots
 
 ATTN_LUT_SIZE = 128
 ATTN_LUT_BITS = 8
@@ -47,7 +47,7 @@ class LaneState:
 
 class IntegerByteModel:
     """The exported model, computing with integers only. Built from a model file's tensors
-    by `vortexfmt.model.files`; refuses tensors that break the 2^24 bound."""
+    by `vortexfmt.neural.files`; refuses tensors that break the 2^24 bound."""
 
     def __init__(self, config: ModelConfig, tensors: dict[str, torch.Tensor],
                  device: str | torch.device = "cpu") -> None:

@@ -23,14 +23,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vortexfmt.coding.features import frame_features, lane_lengths
-from vortexfmt.coding.lanes import DEFAULT_LANE_LENGTH
-from vortexfmt.coding.stride import choose_stride
+from vortexfmt.neural.features import frame_features, lane_lengths
+from vortexfmt.neural.lanes import DEFAULT_LANE_LENGTH
+from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import VortexError
-from vortexfmt.model import intmath
-from vortexfmt.model.files import ModelFile, resolve_device, save_model
-from vortexfmt.model.integer import lookup_tables
-from vortexfmt.model.network import ByteModel, ModelConfig
+from vortexfmt.neural import intmath
+from vortexfmt.neural.files import ModelFile, resolve_device, save_model
+from vortexfmt.neural.integer import lookup_tables
+from vortexfmt.neural.network import ByteModel, ModelConfig
 
 TRAIN_FRAME_SIZE = 1 << 20
 
@@ -286,7 +286,7 @@ def train(files: list[Path], output: Path, options: TrainOptions) -> TrainResult
     if not best_path.exists():
         export_model(model, best_path, metadata)
     os.replace(best_path, output)
-    from vortexfmt.model.files import load_model
+    from vortexfmt.neural.files import load_model
 
     final = load_model(output)
     exact = exact_bits_per_byte(final, data, val_lanes if val_count else train_lanes[:64],

@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from vortexfmt.errors import VortexError
-from vortexfmt.model.network import ModelConfig
+from vortexfmt.neural.network import ModelConfig
 
 FORMAT_NAME = "vortex-model"
 FORMAT_VERSION = "1"
@@ -58,7 +58,7 @@ class ModelFile:
 
     def runtime(self, device: str | None = None):
         """The IntegerByteModel on `device` (auto: CUDA when present), built once."""
-        from vortexfmt.model.integer import IntegerByteModel
+        from vortexfmt.neural.integer import IntegerByteModel
 
         device = resolve_device(device)
         if device not in self._runtimes:

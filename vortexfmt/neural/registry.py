@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from vortexfmt.errors import ModelMismatchError, VortexError
-from vortexfmt.model.files import SUFFIX, ModelFile, load_model
+from vortexfmt.neural.files import SUFFIX, ModelFile, load_model
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models"
+BUILTIN_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUILTIN_DIR / "default.safetensors"
 _HEX_ID = re.compile(r"^[0-9a-fA-F]{8,64}$")
 

@@ -1313,7 +1313,7 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+PYBIND11_MODULE(_cm_kernel, m) {
   py::register_exception<Cancelled>(m, "Cancelled");
   m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length",
         py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),

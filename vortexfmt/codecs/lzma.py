@@ -1,66 +1,14 @@
-"""Model-free frame codecs: stored, zstd and lzma (FORMAT.md "Frame codecs")."""
+"""The lzma codec (codec id 3): a raw LZMA2 stream per frame (FORMAT.md "Frame codecs")."""
 
 from __future__ import annotations
 
 import lzma
 import threading
 
-import zstandard
-
 from vortexfmt.errors import CodingCancelled, VortexFormatError
 from vortexfmt.spec import CodecId
 
-ZSTD_LEVEL = 19
 LZMA_PRESET = 9 | lzma.PRESET_EXTREME
-
-
-class StoredCodec:
-    """Raw bytes, unchanged."""
-
-    codec_id = CodecId.STORED
-    name = "stored"
-    thread_safe = True
-
-    def encode(self, raw: bytes) -> bytes:
-        return bytes(raw)
-
-    def decode(self, payload: bytes, raw_size: int) -> bytes:
-        if len(payload) != raw_size:
-            raise VortexFormatError(
-                f"stored payload holds {len(payload)} bytes, header says {raw_size}")
-        return payload
-
-
-class ZstdCodec:
-    """One Zstandard frame (RFC 8878) without content size or checksum fields."""
-
-    codec_id = CodecId.ZSTD
-    name = "zstd"
-    thread_safe = True
-
-    def __init__(self, level: int = ZSTD_LEVEL) -> None:
-        self.level = level
-        self._local = threading.local()  # a ZstdCompressor must not be shared by threads
-
-    def encode(self, raw: bytes) -> bytes:
-        compressor = getattr(self._local, "compressor", None)
-        if compressor is None:
-            compressor = self._local.compressor = zstandard.ZstdCompressor(
-                level=self.level, write_content_size=False, write_checksum=False)
-        return compressor.compress(raw)
-
-    def decode(self, payload: bytes, raw_size: int) -> bytes:
-        # max_output_size bounds the allocation: a payload can never expand past its frame.
-        # The payload is one zstd frame: bytes after it are damage, not padding.
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(
-                payload, max_output_size=max(raw_size, 1), allow_extra_data=False)
-        except zstandard.ZstdError as error:
-            raise VortexFormatError(f"zstd payload is corrupt: {error}") from None
-        if len(raw) != raw_size:
-            raise VortexFormatError(
-                f"zstd payload decodes to {len(raw)} bytes, header says {raw_size}")
-        return raw
 
 
 def lzma_dict_size(raw_size: int) -> int:
@@ -110,6 +58,3 @@ class LzmaCodec:
             raise VortexFormatError(
                 f"lzma payload decodes to {len(raw)} bytes, header says {raw_size}")
         return raw
-
-
-CLASSIC_CODECS = {codec.codec_id: codec for codec in (StoredCodec(), ZstdCodec(), LzmaCodec())}
