@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces vortexfmt/models/default.safetensors, the built-in model:
+# Reproduces vortexfmt/neural/models/default.safetensors, the built-in model:
 #   bash scripts/train_default_model.sh
 # Data: the corpus files MANIFEST.tsv marks train+bench (never the bench-only ones), the four
 # generated seed datasets at full scale (seed 1; the committed fixtures use seed 0), and two
@@ -16,4 +16,4 @@ vortex train \
   --config small --steps "${STEPS:-4000}" --batch-size 16 --context 512 --lr 3e-3 \
   --max-bytes-per-file 2M --val-fraction 0.05 --seed 0 --checkpoint-every 250 \
   -o "$work/default.safetensors"
-cp "$work/default.safetensors" vortexfmt/models/default.safetensors
+cp "$work/default.safetensors" vortexfmt/neural/models/default.safetensors
