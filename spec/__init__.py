@@ -13,6 +13,8 @@ from construct import (
     Bytes,
     Checksum,
     Const,
+    Construct,
+    ConstructError,
     Int8ul,
     Int16ul,
     Int32ul,
@@ -21,6 +23,7 @@ from construct import (
     Struct,
     this,
 )
+from construct.core import stream_read
 
 # --- Constants (FORMAT.md "Constants") -------------------------------------------------------
 
@@ -48,6 +51,88 @@ class CodecId:
     LZMA = 3
     MIXED = 4
     CM = 5
+
+
+#: An unsigned LEB128 value takes at most this many bytes and is below 2^64 (FORMAT.md
+#: "Reader limits"); padded encodings within that length are accepted.
+MAX_LEB128_BYTES = 10
+LEB128_LIMIT = 1 << 64
+
+
+class Leb128Error(ConstructError):
+    """An unsigned LEB128 value longer than MAX_LEB128_BYTES or not below 2^64."""
+
+
+class _Leb128(Construct):
+    """Unsigned LEB128, at most MAX_LEB128_BYTES bytes, value < 2^64.
+
+    Unlike construct's VarInt (whose parse time grows with the square of the encoding's
+    length and which accepts any length), parsing reads at most ten bytes; building writes
+    the shortest encoding. Padded encodings (a byte 0x80 continues a value) are read."""
+
+    def _parse(self, stream, context, path):
+        value = 0
+        for index in range(MAX_LEB128_BYTES):
+            byte = stream_read(stream, 1, path)[0]
+            value |= (byte & 0x7F) << (7 * index)
+            if byte < 0x80:
+                if value >= LEB128_LIMIT:
+                    raise Leb128Error("LEB128 value is not below 2^64", path=path)
+                return value
+        raise Leb128Error(f"LEB128 value longer than {MAX_LEB128_BYTES} bytes", path=path)
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, int) or not 0 <= obj < LEB128_LIMIT:
+            raise Leb128Error(f"LEB128 value must be an integer in 0..2^64-1", path=path)
+        stream.write(encode_leb128(obj))
+        return obj
+
+    def _sizeof(self, context, path):
+        from construct import SizeofError
+
+        raise SizeofError("LEB128 has no fixed size", path=path)
+
+
+#: The unsigned LEB128 integer of every variable-length field.
+Leb128 = _Leb128()
+
+
+def encode_leb128(value: int) -> bytes:
+    """The shortest unsigned LEB128 encoding of `value` (0 <= value < 2^64)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_leb128_array(data, offset: int, count: int) -> tuple[list[int], int]:
+    """(`count` LEB128 values read from `data` at `offset`, the offset after them): the
+    same values `Array(count, Leb128)` parses, in linear time. Raises Leb128Error for a
+    value that is too long or too large and for data that ends early."""
+    values = []
+    end = len(data)
+    for _ in range(count):
+        value = shift = 0
+        for _ in range(MAX_LEB128_BYTES):
+            if offset >= end:
+                raise Leb128Error("LEB128 values are truncated")
+            byte = data[offset]
+            offset += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        else:
+            raise Leb128Error(f"LEB128 value longer than {MAX_LEB128_BYTES} bytes")
+        if value >= LEB128_LIMIT:
+            raise Leb128Error("LEB128 value is not below 2^64")
+        values.append(value)
+    return values, offset
 
 
 def max_payload_size(raw_size: int) -> int:

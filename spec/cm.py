@@ -6,7 +6,9 @@ streams back to back.
 
 from __future__ import annotations
 
-from construct import Array, Int8ul, Int16ul, Struct, VarInt, this
+from construct import Array, Int8ul, Int16ul, Struct, this
+
+from vortexfmt.spec import Leb128
 
 #: The model revision this version of the format defines; a reader rejects any other.
 CM_REVISION = 1
@@ -19,10 +21,10 @@ CmPayloadHeader = Struct(
     "flags" / Int8ul,
     "table_bits" / Int8ul,
     "stride" / Int16ul,
-    "lanes" / VarInt,
+    "lanes" / Leb128,
 )
 
-StreamLengths = Struct("lengths" / Array(this._.lanes, VarInt))
+StreamLengths = Struct("lengths" / Array(this._.lanes, Leb128))
 
 
 def max_table_bits(raw_size: int) -> int:

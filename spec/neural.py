@@ -7,7 +7,9 @@ The payload is this header, one LEB128 length per step, then the streams back to
 
 from __future__ import annotations
 
-from construct import Array, Int16ul, Struct, VarInt, this
+from construct import Array, Int16ul, Struct, this
+
+from vortexfmt.spec import Leb128
 
 MAX_LANE_LENGTH = 65535
 MAX_STRIDE = 1024
@@ -20,7 +22,7 @@ NeuralPayloadHeader = Struct(
 )
 NEURAL_PAYLOAD_HEADER_SIZE = NeuralPayloadHeader.sizeof()  # 4
 
-StreamLengths = Struct("lengths" / Array(this._.steps, VarInt))
+StreamLengths = Struct("lengths" / Array(this._.steps, Leb128))
 
 
 def step_count(raw_size: int, lane_length: int) -> int:

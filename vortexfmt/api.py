@@ -8,6 +8,7 @@ import os
 
 from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.reader import ArchiveReader
+from vortexfmt.limits import check_memory_limit
 from vortexfmt.container.writer import (
     DEFAULT_FRAME_SIZE,
     ArchiveWriter,
@@ -18,7 +19,7 @@ from vortexfmt.container.writer import (
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
          model: object | None = None, device: str | None = None, threads: int = 1,
          encoding: str | None = None, errors: str | None = None,
-         newline: str | None = None):
+         newline: str | None = None, memory_limit: int | None = None):
     """Open a Vortex archive for reading or writing, like gzip.open().
 
     `file` is a path or a binary file object (which is not closed on close()). `mode` is
@@ -28,7 +29,9 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     the built-in model when writing, the archive's own model when reading) and `device`
     ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way. `threads` is how
     many frames are encoded, or decoded ahead of a reader, at once (the archive is the same
-    for any number; each thread holds a frame and its codec's state).
+    for any number; each thread holds a frame and its codec's state). `memory_limit`
+    (reading only) bounds the memory one frame may need to decode, in bytes (None:
+    vortexfmt.limits.DEFAULT_MEMORY_LIMIT, 1 GiB); a frame that needs more is damage.
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")
@@ -39,14 +42,18 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError("encoding, errors and newline apply to text mode only")
     if binary_mode == "r":  # before a file is opened or created
         check_threads(threads)
+        check_memory_limit(memory_limit)
     else:
+        if memory_limit is not None:
+            raise ValueError("memory_limit applies to reading only")
         check_writer_arguments(codec, frame_size, threads)
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
     try:
         if binary_mode == "r":
             stream = ArchiveReader(fileobj, model=model, device=device,
-                                   close_fileobj=owns_file, threads=threads)
+                                   close_fileobj=owns_file, threads=threads,
+                                   memory_limit=memory_limit)
         else:
             stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
                                    device=device, close_fileobj=owns_file, threads=threads)
@@ -82,8 +89,9 @@ def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAM
 
 
 def decompress(blob: bytes, *, model: object | None = None, device: str | None = None,
-               threads: int = 1) -> bytes:
-    """Return the raw content of a whole archive; raises VortexFormatError on damage."""
+               threads: int = 1, memory_limit: int | None = None) -> bytes:
+    """Return the raw content of a whole archive; raises VortexFormatError on damage (a
+    frame that needs more than `memory_limit` bytes to decode, None: 1 GiB, included)."""
     with ArchiveReader(io.BytesIO(blob), model=model, device=device,
-                       threads=threads) as reader:
+                       threads=threads, memory_limit=memory_limit) as reader:
         return reader.read()  # reading to the end checks the whole-content checksum

@@ -12,13 +12,16 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from vortexfmt import limits
 from vortexfmt.errors import (
     CodingCancelled,
+    FrameMemoryError,
     MissingExtraError,
     UnsupportedCodecError,
     VortexError,
     VortexFormatError,
 )
+from vortexfmt import spec
 from vortexfmt.spec import CodecId
 
 
@@ -110,14 +113,98 @@ def model_codec(codec_id: int, model: object | None, device: str | None, *,
     return neural.codecs.MODEL_CODECS[codec_id](resolved, device)
 
 
+def neural_payload_header(payload: bytes, raw_size: int, mixed: bool):
+    """(header, stream lengths, offset of the first stream) of a neural or mixed payload,
+    torch-free; raises VortexFormatError for anything FORMAT.md tells a reader to reject
+    in them (the streams themselves are the model codec's)."""
+    from vortexfmt.spec import neural as layout
+
+    name = "mixed" if mixed else "neural"
+    if len(payload) < layout.NEURAL_PAYLOAD_HEADER_SIZE:
+        raise VortexFormatError(f"{name} payload header is truncated")
+    header = layout.NeuralPayloadHeader.parse(payload)
+    if not 1 <= header.lane_length <= layout.MAX_LANE_LENGTH:
+        raise VortexFormatError(f"{name} payload lane length {header.lane_length} is outside "
+                                f"1..{layout.MAX_LANE_LENGTH}")
+    if header.stride > layout.MAX_STRIDE:
+        raise VortexFormatError(f"{name} payload stride {header.stride} exceeds "
+                                f"{layout.MAX_STRIDE}")
+    lanes = limits.neural_lane_count(raw_size, header.lane_length)
+    if mixed and lanes > layout.MAX_MIXED_LANES:
+        raise VortexFormatError(f"mixed payload lane length {header.lane_length} gives {lanes} "
+                                f"lanes, more than {layout.MAX_MIXED_LANES}")
+    steps = layout.step_count(raw_size, header.lane_length)
+    start = layout.NEURAL_PAYLOAD_HEADER_SIZE
+    if steps > len(payload) - start:  # every stream takes at least one length byte
+        raise VortexFormatError(f"{name} payload: {steps} streams cannot fit in "
+                                f"{len(payload)} bytes")
+    try:
+        lengths, offset = spec.decode_leb128_array(payload, start, steps)
+    except spec.Leb128Error as error:
+        raise VortexFormatError(f"{name} payload stream lengths: {error}") from None
+    if offset + sum(lengths) != len(payload):
+        raise VortexFormatError(f"{name} payload: stream lengths add up to {sum(lengths)} "
+                                f"bytes, {len(payload) - offset} follow the header")
+    return header, lengths, offset
+
+
+def frame_need(codec_id: int, payload: bytes, raw_size: int) -> limits.FrameNeed:
+    """The memory decoding a frame needs (vortexfmt.limits), from its payload's header;
+    raises VortexFormatError for a header a reader must reject, UnsupportedCodecError for
+    an unknown codec. Parses nothing but headers: cheap whatever the payload declares."""
+    size = len(payload)
+    if codec_id == CodecId.CM:
+        from vortexfmt.codecs.cm import parse_header
+
+        header, _ = parse_header(payload, raw_size)
+        return limits.FrameNeed(codec_id, limits.cm_frame_memory(
+            raw_size, size, header.table_bits, header.lanes),
+            f"cm tables of 2^{header.table_bits} buckets" + (
+                f", {header.lanes} lanes" if header.lanes > 1 else ""))
+    if codec_id in MODEL_CODEC_IDS:
+        mixed = codec_id == CodecId.MIXED
+        header, _, _ = neural_payload_header(payload, raw_size, mixed)
+        lanes = limits.neural_lane_count(raw_size, header.lane_length)
+        return limits.FrameNeed(codec_id, limits.neural_frame_memory(
+            raw_size, size, header.lane_length, mixed),
+            f"{lanes} lanes of {header.lane_length} bytes")
+    if codec_id == CodecId.STORED:
+        return limits.FrameNeed(codec_id, limits.stored_frame_memory(raw_size, size),
+                                f"{raw_size} raw bytes")
+    if codec_id == CodecId.ZSTD:
+        return limits.FrameNeed(codec_id, limits.zstd_frame_memory(raw_size, size),
+                                f"{raw_size} raw bytes and a window of up to 128 MiB")
+    if codec_id == CodecId.LZMA:
+        return limits.FrameNeed(codec_id, limits.lzma_frame_memory(raw_size, size),
+                                f"{raw_size} raw bytes and their dictionary")
+    raise UnsupportedCodecError(f"unsupported codec id {codec_id}")
+
+
+def check_frame_memory(codec_id: int, payload: bytes, raw_size: int,
+                       memory_limit: int) -> limits.FrameNeed:
+    """frame_need(), raising FrameMemoryError when it exceeds `memory_limit`."""
+    need = frame_need(codec_id, payload, raw_size)
+    if need.memory > memory_limit:
+        raise FrameMemoryError(
+            f"{codec_name(codec_id)} frame needs {limits.format_bytes(need.memory)} to decode "
+            f"({need.reason}), over the memory limit of {limits.format_bytes(memory_limit)} "
+            "(--memory-limit raises it)", needed=need.memory, limit=memory_limit)
+    return need
+
+
 class FrameDecoders:
-    """Decodes frames of one archive, finding its model only when a frame needs one."""
+    """Decodes frames of one archive, finding its model only when a frame needs one.
+
+    Every frame is first checked against `memory_limit` (bytes; None: the default,
+    vortexfmt.limits.DEFAULT_MEMORY_LIMIT) from its payload's header, before its codec is
+    loaded or allocates anything: FrameMemoryError when it needs more."""
 
     def __init__(self, model_id: bytes, model: object | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, memory_limit: int | None = None) -> None:
         self.model_id = model_id
         self.model = model
         self.device = device
+        self.memory_limit = limits.check_memory_limit(memory_limit)
         self._model_codecs: dict[int, FrameCodec] = {}
         self._stop = threading.Event()
 
@@ -147,6 +234,7 @@ class FrameDecoders:
     def decode(self, codec_id: int, payload: bytes, raw_size: int) -> bytes:
         if self._stop.is_set():
             raise CodingCancelled("frame decoding cancelled")
+        check_frame_memory(codec_id, payload, raw_size, self.memory_limit)
         if codec_id not in MODEL_CODEC_IDS:
             codec = model_free_codec(codec_id)
             if getattr(codec, "cancellable", False):

@@ -17,6 +17,7 @@ from vortexfmt import native
 from vortexfmt.codecs.stats import EncodeStats
 from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import CodingCancelled, VortexFormatError
+from vortexfmt import spec
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 
@@ -114,19 +115,17 @@ class CmCodec:
             raise CodingCancelled("cm frame decoding cancelled") from None
 
 
-def parse_payload(payload: bytes, raw_size: int):
-    """(header, [(offset, length) of each stream]) of a cm payload; raises
-    VortexFormatError for anything FORMAT.md tells a reader to reject."""
+def parse_header(payload: bytes, raw_size: int):
+    """(header, its size) of a cm payload: the fixed fields and `lanes`, checked, without
+    the stream lengths (what a reader needs to know the frame's memory, vortexfmt.limits);
+    raises VortexFormatError for anything FORMAT.md tells a reader to reject in them."""
     stream = io.BytesIO(payload)
     try:
         header = layout.CmPayloadHeader.parse_stream(stream)
-        if not 1 <= header.lanes <= max(1, raw_size):
-            raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
-                                    "bytes")
-        lengths = layout.StreamLengths.parse_stream(stream, lanes=header.lanes).lengths
+    except spec.Leb128Error as error:
+        raise VortexFormatError(f"cm payload lanes: {str(error).splitlines()[-1]}") from None
     except (ConstructError, StreamError):
         raise VortexFormatError("cm payload header is truncated") from None
-    size = stream.tell()  # LEB128 values may be padded: offsets count the bytes read
     if header.revision != layout.CM_REVISION:
         raise VortexFormatError(f"cm payload of revision {header.revision}; this reader "
                                 f"knows revision {layout.CM_REVISION}")
@@ -139,6 +138,27 @@ def parse_payload(payload: bytes, raw_size: int):
     if header.stride > layout.MAX_STRIDE:
         raise VortexFormatError(f"cm payload stride {header.stride} exceeds "
                                 f"{layout.MAX_STRIDE}")
+    if not 1 <= header.lanes <= max(1, raw_size):
+        raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
+                                "bytes")
+    size = stream.tell()
+    if header.lanes > len(payload) - size:  # every length takes at least one byte
+        raise VortexFormatError(f"cm payload header is truncated ({header.lanes} stream "
+                                f"lengths in {len(payload) - size} bytes)")
+    return header, size
+
+
+def parse_payload(payload: bytes, raw_size: int):
+    """(header, [(offset, length) of each stream]) of a cm payload; raises
+    VortexFormatError for anything FORMAT.md tells a reader to reject."""
+    header, start = parse_header(payload, raw_size)
+    try:
+        # LEB128 values may be padded: offsets count the bytes read
+        lengths, size = spec.decode_leb128_array(payload, start, header.lanes)
+    except spec.Leb128Error as error:
+        if "truncated" in str(error):
+            raise VortexFormatError("cm payload header is truncated") from None
+        raise VortexFormatError(f"cm payload stream lengths: {error}") from None
     if size + sum(lengths) != len(payload):
         raise VortexFormatError(f"cm stream lengths add up to {size + sum(lengths)} bytes, "
                                 f"the payload holds {len(payload)}")

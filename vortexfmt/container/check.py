@@ -14,6 +14,7 @@ from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.structures import IndexEntry
 from vortexfmt.errors import FrameDamageError
+from vortexfmt.limits import check_memory_limit
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,23 @@ class CheckReport:
 def check_archive(fileobj, sink=None, *, model: object | None = None,
                   device: str | None = None, salvage: bool = False,
                   progress: Callable[[int], None] | None = None,
-                  threads: int = 1) -> CheckReport:
+                  threads: int = 1, memory_limit: int | None = None) -> CheckReport:
     """Decode every frame of the seekable archive `fileobj`, writing raw content to `sink`.
 
     Without `salvage`, a damaged seek index or trailer raises VortexFormatError, and after
     the first damaged frame nothing more is written to `sink` (decoding goes on, so that
     every damaged frame is reported). With `salvage`, the frame table is rebuilt by scanning
     when the index is unusable, and damaged or missing frames are written as zeros. With
-    `threads` > 1, that many frames are decoded at once (FrameReadAhead).
+    `threads` > 1, that many frames are decoded at once (FrameReadAhead). A frame that needs
+    more than `memory_limit` bytes to decode (None: vortexfmt.limits.DEFAULT_MEMORY_LIMIT)
+    is reported as damage, and not decoded.
     """
+    memory_limit = check_memory_limit(memory_limit)
     base = fileobj.tell()
     layout = rebuild_layout(fileobj) if salvage else read_layout(fileobj)
     fileobj.seek(base)
     report = CheckReport(layout)
-    decoders = FrameDecoders(layout.header.model_id, model, device)
+    decoders = FrameDecoders(layout.header.model_id, model, device, memory_limit)
     content_hash = xxhash.xxh64()
     frame_size = layout.header.frame_size
     by_number = _frames_by_number(layout)

@@ -9,7 +9,13 @@ from vortexfmt.codecs import FrameDecoders, codec_name
 from vortexfmt.container import structures
 from vortexfmt.container.layout import read_exact
 from vortexfmt.container.structures import FileHeader, FrameHeader, IndexEntry
-from vortexfmt.errors import FrameDamageError, VortexFormatError
+from vortexfmt.errors import (
+    CodingCancelled,
+    FrameDamageError,
+    VortexError,
+    VortexFormatError,
+    frame_error,
+)
 
 
 def describe(number: int, raw_offset: int | None, raw_size: int | None,
@@ -28,21 +34,53 @@ def read_frame_header(fileobj, offset: int, file_header: FileHeader) -> FrameHea
 
 
 def decode_payload(header: FrameHeader, payload: bytes, decoders: FrameDecoders,
-                   where: str) -> bytes:
-    """Decode a payload and check it against the frame's checksum."""
+                   where: str, raw_offset: int | None = None) -> bytes:
+    """Decode a payload and check it against the frame's checksum.
+
+    Every failure is a FrameDamageError whose message starts with `where` (a codec's or
+    kernel's unexpected exception included: ValueError, RuntimeError, MemoryError, ...),
+    so that a reader can go on with the other frames; CodingCancelled, KeyboardInterrupt
+    and SystemExit go through as they are."""
+    name = codec_name(header.codec)
     try:
         raw = decoders.decode(header.codec, payload, header.raw_size)
-    except VortexFormatError as error:
+    except CodingCancelled:
+        raise
+    except VortexError as error:  # VortexFormatError, MissingExtraError, a missing kernel
         detail = str(error)
-        name = codec_name(header.codec)
         if not detail.startswith(name):
-            detail = f"{name} payload: {detail}"
-        raise VortexFormatError(f"{where}: {detail}") from None
+            detail = f"{name} payload: {detail}" if isinstance(error, VortexFormatError) \
+                else f"{name} frame: {detail}"
+        raise _damage(error, f"{where}: {detail}", header, raw_offset) from None
+    except Exception as error:  # a codec's or kernel's own failure: the frame is lost
+        detail = _short(error)
+        raise _damage(error, f"{where}: {name} frame cannot be decoded ({detail})", header,
+                      raw_offset) from error
     if len(raw) != header.raw_size:
-        raise VortexFormatError(f"{where}: decoded {len(raw)} bytes, expected {header.raw_size}")
+        raise _damage(None, f"{where}: decoded {len(raw)} bytes, expected {header.raw_size}",
+                      header, raw_offset)
     if spec.xxh64(raw) != header.raw_checksum:
-        raise VortexFormatError(f"{where}: checksum mismatch")
+        raise _damage(None, f"{where}: checksum mismatch", header, raw_offset)
     return raw
+
+
+def _damage(cause: BaseException | None, message: str, header: FrameHeader,
+            raw_offset: int | None) -> FrameDamageError:
+    return frame_error(cause, message, frame_number=header.frame_number,
+                       raw_offset=raw_offset, raw_size=header.raw_size)
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    """`error` as 'TypeName: message', cut to `limit` characters (a message may hold a
+    5000-digit number)."""
+    try:
+        text = str(error)
+    except Exception:  # str() itself may fail (int -> str conversion limit)
+        text = ""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def load_indexed_frame(fileobj, base: int, number: int, entry: IndexEntry,
@@ -75,7 +113,8 @@ def decode_indexed_frame(header: FrameHeader, payload: bytes, number: int, entry
     """The raw bytes of a frame read by read_indexed_frame; the second half of
     load_indexed_frame (safe on a worker thread when the codec is thread-safe)."""
     with _as_frame_damage(number, entry):
-        return decode_payload(header, payload, decoders, _where(number, entry))
+        return decode_payload(header, payload, decoders, _where(number, entry),
+                              entry.raw_offset)
 
 
 def _where(number: int, entry: IndexEntry) -> str:
@@ -88,7 +127,9 @@ def _as_frame_damage(number: int, entry: IndexEntry):
     where = _where(number, entry)
     try:
         yield
-    except FrameDamageError:
+    except FrameDamageError as error:
+        if error.raw_offset is None:
+            error.raw_offset = entry.raw_offset
         raise
     except VortexFormatError as error:
         message = str(error)

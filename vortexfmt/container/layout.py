@@ -34,12 +34,18 @@ class Layout:
         return self.frames[-1].raw_offset + self.frames[-1].raw_size if self.frames else 0
 
 
+#: read_exact asks a file for at most this many bytes at once: a size read from a damaged
+#: or hostile archive costs no more memory than the bytes that are really there.
+READ_CHUNK = 16 << 20
+
+
 def read_exact(fileobj, size: int, what: str, offset: int) -> bytes:
     """Read exactly `size` bytes or raise VortexFormatError naming `what`."""
-    data = fileobj.read(size) or b""
+    data = fileobj.read(min(size, READ_CHUNK)) or b""
     if len(data) < size:  # a pipe or raw file may return less than asked before its end
         buffer = bytearray(data)
-        while len(buffer) < size and (more := fileobj.read(size - len(buffer))):
+        while len(buffer) < size and \
+                (more := fileobj.read(min(size - len(buffer), READ_CHUNK))):
             buffer += more
         data = bytes(buffer)
     if len(data) != size:

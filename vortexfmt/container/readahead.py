@@ -23,6 +23,7 @@ from vortexfmt.container.frames import (
 )
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import FrameDamageError
+from vortexfmt.limits import check_memory_limit
 
 
 def check_threads(threads: int) -> None:
@@ -33,11 +34,16 @@ def check_threads(threads: int) -> None:
 
 class FrameReadAhead:
     """Decoded frames by number; see the module docstring. `entries` maps a frame number to
-    its index entry (a list, or a dict with gaps where frames are missing)."""
+    its index entry (a list, or a dict with gaps where frames are missing). `memory_limit`,
+    when given, replaces the decoders' limit on the memory one frame may need (each thread
+    decodes a frame of its own)."""
 
     def __init__(self, fileobj, base: int, entries: Mapping[int, IndexEntry] | list,
-                 file_header: FileHeader, decoders: FrameDecoders, threads: int = 1) -> None:
+                 file_header: FileHeader, decoders: FrameDecoders, threads: int = 1,
+                 memory_limit: int | None = None) -> None:
         check_threads(threads)
+        if memory_limit is not None:  # else the decoders' own (by default, the default)
+            decoders.memory_limit = check_memory_limit(memory_limit)
         self._fileobj = fileobj
         self._base = base
         self._entries = entries

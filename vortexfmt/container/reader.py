@@ -25,6 +25,7 @@ from vortexfmt.container.layout import Layout, read_exact, read_file_header, rea
 from vortexfmt.container.readahead import FrameReadAhead, check_threads, decode_later
 from vortexfmt.container.structures import FileHeader, IndexEntry
 from vortexfmt.errors import VortexFormatError
+from vortexfmt.limits import check_memory_limit
 
 
 def _is_seekable(fileobj) -> bool:
@@ -38,8 +39,9 @@ class FrameReader(io.RawIOBase):
     """Raw-content reader over an archive; see the module docstring."""
 
     def __init__(self, fileobj, model: object | None = None, device: str | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, memory_limit: int | None = None) -> None:
         check_threads(threads)
+        memory_limit = check_memory_limit(memory_limit)
         self._fileobj = fileobj
         self._seekable = _is_seekable(fileobj)
         if self._seekable:
@@ -60,7 +62,7 @@ class FrameReader(io.RawIOBase):
             self._stream_threads = threads
             self._stream_pool = ThreadPoolExecutor(threads, thread_name_prefix="vortex-decode") \
                 if threads > 1 else None
-        self._decoders = FrameDecoders(self.header.model_id, model, device)
+        self._decoders = FrameDecoders(self.header.model_id, model, device, memory_limit)
         self._frames = FrameReadAhead(fileobj, self.layout.base, self.layout.frames,
                                       self.header, self._decoders, threads) \
             if self._seekable else None
@@ -211,7 +213,7 @@ class FrameReader(io.RawIOBase):
                                  offset + spec.FRAME_HEADER_SIZE)
             future, result = decode_later(self._stream_pool, self._decoders, header.codec,
                                           decode_payload, header, payload, self._decoders,
-                                          where)
+                                          where, raw_offset)
             self._stream_ahead.append(("frame", header.frame_number, raw_offset, future,
                                        result))
             self._stream_entries.append(
@@ -281,14 +283,21 @@ class ArchiveReader(io.BufferedIOBase):
     `threads` > 1, reading in order decodes that many frames at once, read ahead from the
     file (vortexfmt.container.readahead) or the stream; a seek decodes only the frame it
     lands in. A stream stops for good at damage: every later read raises it again.
+
+    `memory_limit` bounds the memory one frame may need to decode (bytes; None:
+    vortexfmt.limits.DEFAULT_MEMORY_LIMIT, 1 GiB): a frame whose declared parameters need
+    more raises FrameDamageError (a FrameMemoryError too) before anything is allocated.
+    Each of `threads` decodes a frame of its own, so the reader may need that many times
+    the limit.
     """
 
     def __init__(self, fileobj, *, model: object | None = None, device: str | None = None,
-                 close_fileobj: bool = False, threads: int = 1) -> None:
+                 close_fileobj: bool = False, threads: int = 1,
+                 memory_limit: int | None = None) -> None:
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         try:
-            self._raw = FrameReader(fileobj, model, device, threads)
+            self._raw = FrameReader(fileobj, model, device, threads, memory_limit)
         except BaseException:
             if close_fileobj:
                 fileobj.close()
