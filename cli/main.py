@@ -1,24 +1,40 @@
 """`vortex pack | unpack | inspect | verify`: the command line, following zstd/xz habits.
 
-Exit status: 0 success, 1 damaged or mismatched data, 2 usage errors.
+Exit status (for several inputs, the worst of theirs; an error on one input is reported
+and the others are still processed):
+
+* 0: success.
+* 1: damaged or mismatched data, an input that is not a Vortex archive, or an I/O error
+  (a full disk, a read-only or missing directory, an unreadable input, an output that is a
+  directory). Every such error is one line on stderr, ``vortex: PATH: reason``.
+* 2: usage errors.
+* 128 + N on signal N: 130 on SIGINT, 143 on SIGTERM, 129 on SIGHUP (as gzip and xz),
+  141 (quietly) when the reader of stdout went away (EPIPE).
+
+No output file is ever left half written: outputs are written to ``.vortex-*.part`` files
+beside the target, flushed, fsync'ed and renamed; any error or signal removes them.
 """
 
 from __future__ import annotations
 
+import errno
+import inspect as _inspect
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
 import click
-from vortexfmt.cli.files import STDIO, atomic_output, check_can_write
+from vortexfmt.cli.files import STDIO, atomic_output, check_can_write, display, named
 from vortexfmt.cli.progress import progress_bar
 from vortexfmt.cli.sizes import SizeType
 from vortexfmt.cli.threads import resolve_threads, threads_option
 
-
+from vortexfmt import spec
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, codec_name
+from vortexfmt.codecs.levels import MAX_LEVEL, MIN_LEVEL
 from vortexfmt.container.check import check_archive
 from vortexfmt.container.layout import read_layout
 from vortexfmt.container.reader import ArchiveReader
@@ -27,10 +43,114 @@ from vortexfmt.errors import VortexError
 
 SUFFIX = ".vtx"
 COPY_CHUNK = 1 << 20
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+class Failed(Exception):
+    """One input failed: its message has been printed; `code` is its exit status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def fail(message: str) -> None:
-    """Report damaged or mismatched data: message on stderr, exit status 1."""
+    """Report damaged or mismatched data: message on stderr, status 1 for this input."""
     click.echo(f"vortex: {message}", err=True)
-    sys.exit(1)
+    raise Failed(1)
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP: raised like Ctrl-C, so that every cleanup runs (the
+    writer aborts, the temporary output is removed); the command exits 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.code = 128 + signum
+
+
+_HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                         if hasattr(signal, name))
+
+
+def _install_signal_handlers() -> dict:
+    """Handlers raising Signalled; a signal the caller ignores (nohup) stays ignored.
+    Returns the previous handlers."""
+    previous = {}
+    delivered = []
+
+    def handler(signum, frame):
+        if delivered:  # cleanup under way: a second signal must not cut it short
+            return
+        delivered.append(signum)
+        raise Signalled(signum)
+
+    for number in _HANDLED_SIGNALS:
+        try:
+            old = signal.getsignal(number)
+            if old is signal.SIG_IGN:
+                continue
+            signal.signal(number, handler)
+            previous[number] = old
+        except (ValueError, OSError):  # not the main thread
+            pass
+    return previous
+
+
+def _stdout_gone() -> None:
+    """After EPIPE on stdout: point it at /dev/null so that the flush at exit is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests)
+        pass
+
+
+class _VortexGroup(click.Group):
+    def main(self, *args, **kwargs):
+        kwargs.setdefault("prog_name", "vortex")
+        previous = _install_signal_handlers()
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            for number, old in previous.items():
+                signal.signal(number, old)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Signalled as interrupt:
+            sys.exit(interrupt.code)
+        except KeyboardInterrupt:
+            sys.exit(128 + signal.SIGINT)
+        except BrokenPipeError:
+            _stdout_gone()
+            sys.exit(EXIT_SIGPIPE)
+
+
+def run_each(paths, one) -> None:
+    """Run `one(path)` for each input; report an OSError or usage error as one line and go
+    on; exit with the worst status."""
+    status = 0
+    for path in paths:
+        try:
+            one(path)
+        except Failed as failure:
+            status = max(status, failure.code)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            name = error.filename if error.filename is not None else display(path)
+            click.echo(f"vortex: {name}: {error.strerror or error}", err=True)
+            status = max(status, 1)
+        except click.UsageError as error:
+            if len(paths) == 1:
+                raise
+            click.echo(f"vortex: {error.format_message()}", err=True)
+            status = max(status, 2)
+    if status:
+        sys.exit(status)
 
 
 def _quiet_option(function):
@@ -48,8 +168,80 @@ def _model_option(function):
                         "packing, the archive's model when unpacking).")(function)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vortexfmt")
+def _stdout_option(function):
+    return click.option("-c", "--stdout", "to_stdout", is_flag=True,
+                        help="Write to stdout (as -o -).")(function)
+
+
+def _memory_limit_option(function):
+    return click.option("--memory-limit", type=SizeType(), default=None,
+                        help="Refuse archives whose decoding needs more memory than "
+                        "this (e.g. 512M).")(function)
+
+
+def _level_options(function):
+    helps = {MIN_LEVEL: "Fastest: zstd level 3 (-2 .. -8 lie between; see --level).",
+             MAX_LEVEL: "Strongest, the default: auto (stored, zstd, lzma, cm)."}
+    for level in range(MAX_LEVEL, MIN_LEVEL - 1, -1):
+        function = click.option(f"-{level}", f"level_{level}", is_flag=True,
+                                help=helps.get(level),
+                                hidden=level not in helps)(function)
+    return click.option("--level", type=click.IntRange(MIN_LEVEL, MAX_LEVEL), default=None,
+                        help="Compression level: 1 zstd -3, 2 zstd -9, 3 zstd -19, 4 lzma "
+                        "-9e, 5 auto without cm, 6-9 auto with cm (the default); also "
+                        "-1 .. -9."
+                        )(function)
+
+
+def _chosen_level(level, flags: dict) -> int | None:
+    given = sorted({int(name.rsplit("_", 1)[1]) for name, on in flags.items() if on} |
+                   ({level} if level is not None else set()))
+    if len(given) > 1:
+        raise click.UsageError(f"give one compression level, not {given}")
+    return given[0] if given else None
+
+
+def _memory_limit_kwargs(function, memory_limit) -> dict:
+    if memory_limit is None:
+        return {}
+    try:
+        accepts = "memory_limit" in _inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if not accepts:
+        raise click.UsageError("--memory-limit is not supported by this version's reader")
+    return {"memory_limit": memory_limit}
+
+
+def _refuse_terminal_input(path: str) -> None:
+    if path == STDIO and sys.stdin.isatty():
+        raise click.UsageError("refusing to read from a terminal; give a FILE or pipe "
+                               "data in")
+
+
+def _check_magic(source, path: str) -> None:
+    """`vortex: PATH: not a Vortex archive` for an empty or foreign input."""
+    magic = spec.FILE_MAGIC
+    if _seekable(source):
+        start = source.tell()
+        head = source.read(len(magic))
+        source.seek(start)
+    else:
+        peek = getattr(source, "peek", None)
+        if peek is None:
+            return
+        head = peek(len(magic))[:len(magic)]
+        if 0 < len(head) < len(magic):
+            return  # too little buffered to tell: the reader will say
+    if not head:  # the library's words for it, which fixtures/bad/EXPECTED records
+        fail(f"{display(path)}: not a Vortex archive (file header at offset 0: archive "
+             f"truncated (0 of {spec.FILE_HEADER_SIZE} bytes))")
+    if not head.startswith(magic):
+        fail(f"{display(path)}: not a Vortex archive (bad magic number at offset 0)")
+
+
+@click.group(cls=_VortexGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(None, "-V", "--version", package_name="vortexfmt", prog_name="vortex")
 def main() -> None:
     """Vortex: lossless compression of structured binary data with learned models."""
 
@@ -57,35 +249,69 @@ def main() -> None:
 # --- pack ---------------------------------------------------------------------------------------
 
 @main.command()
-@click.argument("input_path", metavar="INPUT")
+@click.argument("inputs", metavar="[INPUT]...", nargs=-1)
 @click.option("-o", "--output", default=None, help="Archive to write (default INPUT.vtx; - "
-              "for stdout).")
-@click.option("--codec", type=click.Choice(WRITER_CODEC_CHOICES), default="auto",
-              show_default=True, help="Frame codec; auto keeps the smallest per frame.")
+              "for stdout); only with one INPUT.")
+@_stdout_option
+@click.option("--codec", type=click.Choice(WRITER_CODEC_CHOICES), default=None,
+              help="Frame codec (default auto: the smallest per frame); not with a level.")
+@_level_options
 @click.option("--frame-size", type=SizeType(), default=DEFAULT_FRAME_SIZE, show_default=True,
               help="Raw bytes per frame (e.g. 256K, 1M).")
 @_model_option
 @threads_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @_quiet_option
-def pack(input_path, output, codec, frame_size, model, device, threads, force, quiet):
-    """Compress INPUT (- for stdin) into a Vortex archive."""
+def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, threads, force,
+         quiet, **level_flags):
+    """Compress each INPUT (- or none: stdin) into a Vortex archive INPUT.vtx."""
+    inputs = list(inputs) or [STDIO]
+    level = _chosen_level(level, level_flags)
+    if level is not None and codec not in (None, "auto"):
+        raise click.UsageError(f"give --codec {codec} or a level (-{level}), not both")
+    if to_stdout:
+        if output not in (None, STDIO):
+            raise click.UsageError("give -c or -o, not both")
+        output = STDIO
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o and -c take one INPUT (archives do not concatenate)")
+
+    def one(input_path):
+        _pack_one(input_path, output, codec or "auto", level, frame_size, model, device,
+                  threads, force, quiet)
+
+    run_each(inputs, one)
+
+
+def _pack_one(input_path, output, codec, level, frame_size, model, device, threads, force,
+              quiet):
     if output is None:
         output = STDIO if input_path == STDIO else input_path + SUFFIX
+    _refuse_terminal_input(input_path)
     if output == STDIO and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal; use -o FILE")
-    if input_path != STDIO and not os.path.isfile(input_path):
+    if input_path != STDIO and not os.path.lexists(input_path):
         raise click.UsageError(f"{input_path}: no such file")
     check_can_write(output, force)
-    total = None if input_path == STDIO else os.path.getsize(input_path)
-    source = sys.stdin.buffer if input_path == STDIO else open(input_path, "rb")
+    if input_path == STDIO:
+        source, total = sys.stdin.buffer, None
+    else:
+        source = open(input_path, "rb")  # a directory or unreadable file fails here
+        total = os.fstat(source.fileno()).st_size
     try:
         with progress_bar(total, "pack", quiet) as progress, \
                 atomic_output(output) as sink, \
-                ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
-                              device=device, progress=progress,
+                ArchiveWriter(sink, codec=codec, level=level, frame_size=frame_size,
+                              model=model, device=device, progress=progress,
                               threads=resolve_threads(threads)) as writer:
-            shutil.copyfileobj(source, writer, COPY_CHUNK)
+            while True:
+                try:
+                    chunk = source.read(COPY_CHUNK)
+                except OSError as error:
+                    raise named(error, display(input_path)) from None
+                if not chunk:
+                    break
+                writer.write(chunk)
     except VortexError as error:
         fail(str(error))
     except ValueError as error:
@@ -107,30 +333,49 @@ def _summary(raw: int, packed: int) -> str:
     return f"{raw} -> {packed} bytes (ratio {ratio}, {bits} bits/byte)"
 
 
-def _display(path: str, *, output: bool = False) -> str:
-    if path != STDIO:
-        return path
-    return "<stdout>" if output else "<stdin>"
+_display = display
 
 
 # --- unpack and verify --------------------------------------------------------------------------
 
 @main.command()
-@click.argument("archive", metavar="ARCHIVE")
+@click.argument("archives", metavar="[ARCHIVE]...", nargs=-1)
 @click.option("-o", "--output", default=None,
-              help="File to write (default ARCHIVE without .vtx; - for stdout).")
+              help="File to write (default ARCHIVE without .vtx; - for stdout); only with "
+              "one ARCHIVE.")
+@_stdout_option
 @_model_option
 @threads_option
+@_memory_limit_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--salvage", is_flag=True,
               help="Write every intact frame, fill damaged ranges with zeros, list them.")
 @_quiet_option
-def unpack(archive, output, model, device, threads, force, salvage, quiet):
-    """Decompress ARCHIVE (- for stdin), checking every checksum.
+def unpack(archives, output, to_stdout, model, device, threads, memory_limit, force, salvage,
+           quiet):
+    """Decompress each ARCHIVE (- or none: stdin), checking every checksum.
 
     On damage the exit status is 1, the damaged frames are named with their raw byte
-    ranges, and no output file is left behind (unless --salvage).
+    ranges, and no output file is left behind (unless --salvage). With -c, the contents
+    of several archives are written to stdout one after the other.
     """
+    archives = list(archives) or [STDIO]
+    if to_stdout:
+        if output not in (None, STDIO):
+            raise click.UsageError("give -c or -o, not both")
+        output = STDIO
+    if output not in (None, STDIO) and len(archives) > 1:
+        raise click.UsageError("-o takes one ARCHIVE")
+
+    def one(archive):
+        _unpack_one(archive, output, model, device, threads, memory_limit, force, salvage,
+                    quiet)
+
+    run_each(archives, one)
+
+
+def _unpack_one(archive, output, model, device, threads, memory_limit, force, salvage,
+                quiet):
     if output is None:
         if archive == STDIO:
             output = STDIO
@@ -139,10 +384,14 @@ def unpack(archive, output, model, device, threads, force, salvage, quiet):
         else:
             raise click.UsageError(f"cannot name the output of {archive} (no {SUFFIX} "
                                    "suffix); use -o FILE")
+    _refuse_terminal_input(archive)
     check_can_write(output, force)
+    limit = _memory_limit_kwargs(check_archive, memory_limit)
     with _open_archive(archive, spool=salvage) as source:
+        _check_magic(source, archive)
         if not _seekable(source):
-            _unpack_stream(source, output, model, device, resolve_threads(threads), quiet)
+            _unpack_stream(source, output, model, device, resolve_threads(threads), quiet,
+                           _memory_limit_kwargs(ArchiveReader, memory_limit))
             return
         total = _raw_size_hint(source)
         damaged = None
@@ -151,7 +400,7 @@ def unpack(archive, output, model, device, threads, force, salvage, quiet):
                     atomic_output(output, keep_on=(_Damaged,) if salvage else ()) as sink:
                 report = check_archive(source, sink, model=model, device=device,
                                        salvage=salvage, progress=progress,
-                                       threads=resolve_threads(threads))
+                                       threads=resolve_threads(threads), **limit)
                 if not report.ok:
                     damaged = report
                     raise _Damaged()
@@ -161,34 +410,43 @@ def unpack(archive, output, model, device, threads, force, salvage, quiet):
             fail(f"{_display(archive)}: {error}")
     if damaged is not None:
         _report_damage(archive, damaged, salvage, output)
-        sys.exit(1)
+        raise Failed(1)
     if not quiet:
         click.echo(f"{_display(archive)}: {report.raw_written} bytes -> "
                    f"{_display(output, output=True)}", err=True)
 
 
 @main.command()
-@click.argument("archive", metavar="ARCHIVE")
+@click.argument("archives", metavar="[ARCHIVE]...", nargs=-1)
 @_model_option
 @threads_option
+@_memory_limit_option
 @_quiet_option
-def verify(archive, model, device, threads, quiet):
-    """Decode all of ARCHIVE and check every checksum, writing nothing. Exit 0 or 1."""
-    with _open_archive(archive, spool=True) as source:
-        total = _raw_size_hint(source)
-        try:
-            with progress_bar(total, "verify", quiet) as progress:
-                report = check_archive(source, None, model=model, device=device,
-                                       progress=progress,
-                                       threads=resolve_threads(threads))
-        except VortexError as error:
-            fail(f"{_display(archive)}: {error}")
-    if not report.ok:
-        _report_damage(archive, report, False, None)
-        sys.exit(1)
-    if not quiet:
-        click.echo(f"{_display(archive)}: OK ({len(report.layout.frames)} frames, "
-                   f"{report.layout.raw_size} bytes)", err=True)
+def verify(archives, model, device, threads, memory_limit, quiet):
+    """Decode all of each ARCHIVE and check every checksum, writing nothing. Exit 0 or 1."""
+    archives = list(archives) or [STDIO]
+
+    def one(archive):
+        _refuse_terminal_input(archive)
+        limit = _memory_limit_kwargs(check_archive, memory_limit)
+        with _open_archive(archive, spool=True) as source:
+            _check_magic(source, archive)
+            total = _raw_size_hint(source)
+            try:
+                with progress_bar(total, "verify", quiet) as progress:
+                    report = check_archive(source, None, model=model, device=device,
+                                           progress=progress,
+                                           threads=resolve_threads(threads), **limit)
+            except VortexError as error:
+                fail(f"{_display(archive)}: {error}")
+        if not report.ok:
+            _report_damage(archive, report, False, None)
+            raise Failed(1)
+        if not quiet:
+            click.echo(f"{_display(archive)}: OK ({len(report.layout.frames)} frames, "
+                       f"{report.layout.raw_size} bytes)", err=True)
+
+    run_each(archives, one)
 
 
 class _Damaged(Exception):
@@ -207,12 +465,13 @@ def _report_damage(archive, report, salvaged: bool, output) -> None:
                    "(--salvage recovers the intact frames)", err=True)
 
 
-def _unpack_stream(source, output, model, device, threads, quiet) -> None:
+def _unpack_stream(source, output, model, device, threads, quiet, limit) -> None:
     """Unpack an archive read from a pipe: frames in order (`threads` decoded at once),
     stopping at the first damage."""
     try:
         with atomic_output(output) as sink, \
-                ArchiveReader(source, model=model, device=device, threads=threads) as reader:
+                ArchiveReader(source, model=model, device=device, threads=threads,
+                              **limit) as reader:
             size = 0
             while chunk := reader.read(COPY_CHUNK):
                 sink.write(chunk)
@@ -233,9 +492,9 @@ class _open_archive:
 
     def __enter__(self):
         if self.path != STDIO:
-            if not os.path.isfile(self.path):
+            if not os.path.lexists(self.path):
                 raise click.UsageError(f"{self.path}: no such file")
-            self.file = open(self.path, "rb")
+            self.file = open(self.path, "rb")  # a directory, an unreadable file: OSError
         elif self.spool:
             self.file = tempfile.TemporaryFile()
             shutil.copyfileobj(sys.stdin.buffer, self.file, COPY_CHUNK)
@@ -274,7 +533,13 @@ def _raw_size_hint(source) -> int | None:
 @_quiet_option
 def inspect(archive, as_json, quiet):
     """Show ARCHIVE's header, frame table and totals (reads headers only)."""
+    run_each([archive], lambda path: _inspect_one(path, as_json, quiet))
+
+
+def _inspect_one(archive, as_json, quiet):
+    _refuse_terminal_input(archive)
     with _open_archive(archive, spool=True) as source:
+        _check_magic(source, archive)
         try:
             layout = read_layout(source)
             frames = [_frame_row(source, layout, number, entry)

@@ -1,6 +1,7 @@
 """The `vortex` command line: pack, unpack, inspect, verify.
 
-Exit status: 0 success, 1 damaged or mismatched data, 2 usage errors.
+Exit status: 0 success, 1 damaged or mismatched data or I/O errors, 2 usage errors, 128+N
+on signal N (tests/test_cli_robust.py holds the I/O errors, signals and levels).
 """
 
 from __future__ import annotations
@@ -400,7 +401,8 @@ def test_inspect_from_stdin(cli):
     (["pack", "in.bin", "--frame-size", "0", "-o", "zero.vtx"], "frame size must lie in"),
     (["pack", "in.bin", "--frame-size", "1G", "-o", "huge.vtx"], "frame size must lie in"),
     (["frobnicate"], "No such command"),
-    (["pack"], "Missing argument"),
+    (["pack", "in.bin", "in.bin", "-o", "x.vtx"], "-o and -c take one INPUT"),
+    (["pack", "in.bin", "-1", "--codec", "lzma"], "not both"),
 ])
 def test_usage_errors_exit_2(cli, source, monkeypatch, args, message):
     monkeypatch.chdir(source.parent)
@@ -442,7 +444,7 @@ def test_python_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "vortexfmt.cli.main", "verify", "--help"],
                             capture_output=True, timeout=HANG_GUARD_S, check=False)
     assert result.returncode == 0
-    assert b"Decode all of ARCHIVE" in result.stdout
+    assert b"Decode all of each ARCHIVE" in result.stdout
 
 
 @pytest.mark.parametrize("command, threads", [("pack", 1), ("unpack", 2)])
@@ -477,7 +479,6 @@ def test_ctrl_c_stops_a_command_and_leaves_no_output(tmp_path, command, threads)
         _, stderr = process.communicate(timeout=HANG_GUARD_S)
     finally:
         process.kill()
-    assert process.returncode != 0
-    assert b"Aborted" in stderr
+    assert process.returncode == 130  # 128 + SIGINT, as gzip and xz
     assert not output.exists()
     assert leftovers(tmp_path) == []

@@ -25,8 +25,9 @@ class FrameEncoder:
 
     def __init__(self, codec: str = "auto", model: object | None = None,
                  device: str | None = None, frame_size: int | None = None,
-                 threads: int = 1) -> None:
-        """`threads`: how many CPUs the caller's frames may keep busy. With more than one,
+                 threads: int = 1, level: int | None = None) -> None:
+        """`level` (1..9, vortexfmt.codecs.levels) picks a preset instead of `codec`, which
+        must then be ``auto`` (or left out). `threads`: how many CPUs the caller's frames may keep busy. With more than one,
         ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
         of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame of
         TWO_THREAD_MIN_RAW_SIZE bytes or more on two threads if it starts while fewer
@@ -34,9 +35,17 @@ class FrameEncoder:
         if codec not in WRITER_CODEC_CHOICES:
             raise ValueError(f"unknown codec {codec!r}; choose one of "
                              f"{', '.join(WRITER_CODEC_CHOICES)}")
+        options: dict = {}
+        if level is not None:
+            from vortexfmt.codecs.levels import preset
+
+            if codec != "auto":
+                raise ValueError(f"give a codec ({codec!r}) or a level ({level!r}), not both")
+            codec, options = preset(level)
+        self.level = level
         self.auto = codec == "auto"
-        names = AUTO_CANDIDATES if self.auto else (codec,)
-        self.codecs = [_codec_for_writing(name, model, device) for name in names]
+        names = options.get("candidates", AUTO_CANDIDATES) if self.auto else (codec,)
+        self.codecs = [_codec_for_writing(name, model, device, options) for name in names]
         if self.auto:  # leave out what auto would never try, then what this machine lacks
             if frame_size is not None:
                 self.codecs = [c for c in self.codecs
@@ -163,7 +172,12 @@ TWO_THREAD_MIN_RAW_SIZE = 64 << 10
 AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
 
 
-def _codec_for_writing(name: str, model: object | None, device: str | None) -> FrameCodec:
+def _codec_for_writing(name: str, model: object | None, device: str | None,
+                       options: dict | None = None) -> FrameCodec:
+    if name == "zstd" and options and "level" in options:
+        from vortexfmt.codecs.zstd import ZstdCodec
+
+        return ZstdCodec(level=options["level"])
     if CODEC_IDS[name] in MODEL_CODEC_IDS:
         return model_codec(CODEC_IDS[name], model, device)
     return model_free_codec(CODEC_IDS[name])

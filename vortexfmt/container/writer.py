@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +49,14 @@ class ArchiveWriter(io.BufferedIOBase):
     calling thread whatever `threads` says: torch has threads of its own. With one thread,
     everything runs on the calling thread.
 
+    `level` (1..9, vortexfmt.codecs.levels) picks a codec preset instead of `codec`,
+    which must then be ``auto`` (the default, which level 9 equals).
+
+    Every write to `fileobj` is checked: a short count is completed by writing the rest, a
+    count of 0 or None raises OSError (EIO), and the first error writing (ENOSPC, EPIPE)
+    is the writer's failure like a frame's, below: close() raises it again and writes
+    nothing more.
+
     If a frame fails to encode, the error is raised, and raised again by every later
     write() and by close(), which then writes no seek index: an archive missing a frame
     must not look whole; the frames still being encoded are cancelled.
@@ -65,9 +74,11 @@ class ArchiveWriter(io.BufferedIOBase):
     def __init__(self, fileobj, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
                  model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False,
-                 progress: Callable[[int], None] | None = None, threads: int = 1) -> None:
+                 progress: Callable[[int], None] | None = None, threads: int = 1,
+                 level: int | None = None) -> None:
         check_writer_arguments(codec, frame_size, threads)
-        self._encoder = FrameEncoder(codec, model, device, frame_size, threads=threads)
+        self._encoder = FrameEncoder(codec, model, device, frame_size, threads=threads,
+                                     level=level)
         self.threads = threads if self._encoder.thread_safe else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
             if self.threads > 1 else None
@@ -76,6 +87,7 @@ class ArchiveWriter(io.BufferedIOBase):
         #: index is written, so that the archive cannot pass for whole.
         self._failure: BaseException | None = None
         self._aborted = False
+        self._sink_failed = False
         self._fileobj = fileobj
         self._close_fileobj = close_fileobj
         self._progress = progress
@@ -121,8 +133,8 @@ class ArchiveWriter(io.BufferedIOBase):
             return
         if self._failure is None and not self._aborted:
             self._drain(0)
-        if hasattr(self._fileobj, "flush"):
-            self._fileobj.flush()
+        if hasattr(self._fileobj, "flush") and not self._sink_failed:
+            self._flush_sink()
 
     def close(self) -> None:
         if self.closed:
@@ -145,8 +157,8 @@ class ArchiveWriter(io.BufferedIOBase):
                 except BaseException:  # the archive cannot be ended: stop at once
                     self._stop_coding()
                     raise
-            if hasattr(self._fileobj, "flush"):
-                self._fileobj.flush()
+            if hasattr(self._fileobj, "flush") and not self._sink_failed:
+                self._flush_sink()
         finally:
             try:
                 if self._pool is not None:  # after an error: frames not yet begun are dropped
@@ -255,8 +267,30 @@ class ArchiveWriter(io.BufferedIOBase):
             self._progress(len(raw))
 
     def _emit(self, data: bytes) -> None:
-        self._fileobj.write(data)
-        self._offset += len(data)
+        if self._sink_failed:
+            raise self._failure
+        view = memoryview(data).cast("B")
+        try:
+            while view.nbytes:
+                count = self._fileobj.write(view)
+                if not count:  # 0 or None (a raw stream that would block): nothing taken
+                    raise OSError(errno.EIO, f"the output took {count!r} of {view.nbytes} "
+                                  "bytes written to it")
+                view = view[count:]
+                self._offset += count
+        except BaseException as error:
+            self._sink_failed = True
+            self._failure = error
+            self._cancel_in_flight()
+            raise
+
+    def _flush_sink(self) -> None:
+        try:
+            self._fileobj.flush()
+        except BaseException as error:
+            self._sink_failed = True
+            self._failure = error
+            raise
 
     def _check_open(self) -> None:
         if self.closed:
