@@ -30,7 +30,7 @@ def _kernel(name: str, *sources: str) -> Pybind11Extension:
 
 setup(
     ext_modules=[
-        _kernel("vortexfmt._cm_kernel", "csrc/cm/cm_kernel.cpp"),
+        _kernel("vortexfmt._cm_kernel", "csrc/cm/module.cpp"),
     ],
     cmdclass={"build_ext": build_ext},
 )

@@ -1,0 +1,213 @@
+// Frames: a frame cut into lanes and coded bit by bit, one stream per lane
+// (encode_frame, decode_frame), with the model's ideal code length, and Interrupt, the way
+// a caller stops a long frame. The two-thread encoder is in two_threads.h.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coder.h"
+#include "context_model.h"
+#include "kernel_support.h"
+#include "model.h"
+
+namespace vortex {
+namespace cm {
+
+// A frame of n bytes is cut into `lanes` lanes of ceil(n / lanes) bytes (the last ones may be
+// shorter or empty); step t codes byte t of every lane in lane order, each lane into its own
+// stream. One lane codes the frame in order; more lanes let a decoder batch work across lanes.
+
+inline std::vector<Lane> make_lanes(size_t size, size_t lanes, size_t* lane_length) {
+  *lane_length = std::max<size_t>(1, (size + lanes - 1) / lanes);
+  std::vector<Lane> result(lanes);
+  for (size_t i = 0; i < lanes; ++i) {
+    result[i].start = std::min(size, i * *lane_length);
+    result[i].length = std::min(size, result[i].start + *lane_length) - result[i].start;
+  }
+  return result;
+}
+
+struct EncodedFrame {
+  std::vector<std::string> streams;
+  double ideal_bits = 0;  // the model's code length, -sum log2 p (statistics only)
+};
+
+// A way to stop a long frame: coding asks `poll` every kPollBytes bytes and, when it
+// answers true (the caller's signal handlers, or a cancel request), sets `stopped` and
+// returns what it has, which is of no use. (No exception: GCC's target_clones functions
+// cannot pass one on.)
+struct Interrupt {
+  bool (*poll)(void* context) = nullptr;
+  void* context = nullptr;
+  bool stopped = false;
+};
+constexpr size_t kPollBytes = size_t{1} << 16;  // about a fifth of a second of coding
+
+// Counts the bytes coded and asks `interrupt` once every kPollBytes of them: true to stop.
+class InterruptCheck {
+ public:
+  explicit InterruptCheck(Interrupt* interrupt) : interrupt_(interrupt) {}
+  VORTEX_INLINE bool stop_after(size_t bytes) {
+    if (interrupt_ == nullptr || interrupt_->poll == nullptr) return false;
+    since_ += bytes;
+    if (since_ < kPollBytes) return false;
+    since_ = 0;
+    interrupt_->stopped = interrupt_->poll(interrupt_->context);
+    return interrupt_->stopped;
+  }
+
+ private:
+  Interrupt* interrupt_;
+  size_t since_ = 0;
+};
+
+// -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
+// 4096 and from 61440 (the likeliest bits, which cost almost nothing), else at the middle
+// of p's step of 16 (within 0.2% of the exact cost), so that the tables stay in cache.
+struct CodeLengthTable {
+  float low[4096], middle[4096], high[4096];
+  CodeLengthTable() {
+    for (int i = 0; i < 4096; ++i) {
+      low[i] = static_cast<float>(16.0 - std::log2(double(std::max(i, 1))));
+      middle[i] = static_cast<float>(16.0 - std::log2(double(i * 16 + 8)));
+      high[i] = static_cast<float>(16.0 - std::log2(double(61440 + i)));
+    }
+  }
+  float bits(int32_t p) const {
+    return p < 4096 ? low[p] : p >= 61440 ? high[p - 61440] : middle[p >> 4];
+  }
+};
+
+// A frame's streams as they are written, one per lane, and with `measure` the model's ideal
+// code length: what both encoders (one thread, two threads) do with each bit.
+class FrameStreams {
+ public:
+  FrameStreams(size_t lanes, bool measure) : encoder_(lanes), measure_(measure) {}
+  VORTEX_INLINE void code(size_t lane, int bit, int32_t p, double* bits) {
+    encoder_[lane].encode(bit, p);
+    if (measure_) *bits += code_length_->bits(bit ? p : 65536 - p);
+  }
+  EncodedFrame finish(double bits) {
+    EncodedFrame result;
+    for (auto& e : encoder_) result.streams.push_back(e.finish());
+    result.ideal_bits = bits;
+    return result;
+  }
+
+ private:
+  static const CodeLengthTable* table() {
+    static const CodeLengthTable code_length_table;
+    return &code_length_table;
+  }
+  std::vector<Encoder> encoder_;
+  bool measure_;
+  const CodeLengthTable* code_length_ = table();
+};
+
+// Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
+// with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
+// lane's string there (for the tests that hold the streams equal to torchac's).
+VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t size,
+                                                   size_t lanes, const Params& params,
+                                                   bool measure,
+                                                   std::vector<std::string>* probabilities,
+                                                   Interrupt* interrupt,
+                                                   std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    size_t lane_length = 0;
+    std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
+    Model model(data, size, lane_length, params);
+    FrameStreams streams(lanes, measure);
+    double bits = 0;  // a local, not a member: it stays in a register
+    const size_t steps = lanes > 0 ? lane[0].length : 0;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
+        model.begin_byte(lane[i], t);
+        const int byte = data[lane[i].start + t];
+        for (int k = 7; k >= 0; --k) {
+          const int bit = (byte >> k) & 1;
+          const int32_t p = model.predict();
+          streams.code(i, bit, p, &bits);
+          if (probabilities != nullptr) {
+            (*probabilities)[i].push_back(static_cast<char>(p & 0xff));
+            (*probabilities)[i].push_back(static_cast<char>(p >> 8));
+          }
+          model.update(bit);
+        }
+        model.end_byte(byte);
+      }
+      if (check.stop_after(lanes)) return {};
+    }
+    return streams.finish(bits);
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return {};
+  }
+}
+
+inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
+                                const Params& params, bool measure,
+                                std::vector<std::string>* probabilities = nullptr,
+                                Interrupt* interrupt = nullptr) {
+  std::exception_ptr failure;
+  EncodedFrame result = encode_frame_body(data, size, lanes, params, measure, probabilities,
+                                          interrupt, &failure);
+  if (failure) std::rethrow_exception(failure);
+  return result;
+}
+
+// Decodes `size` bytes from one stream per lane.
+VORTEX_MULTIVERSION std::string decode_frame_body(
+    const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
+    const Params& params, Interrupt* interrupt, std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    const size_t lanes = streams.size();
+    size_t lane_length = 0;
+    std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
+    std::string out(size, '\0');
+    uint8_t* frame = reinterpret_cast<uint8_t*>(out.data());
+    Model model(frame, size, lane_length, params);
+    std::vector<Decoder> decoder;
+    for (const auto& s : streams) decoder.emplace_back(s.first, s.second);
+    const size_t steps = lanes > 0 ? lane[0].length : 0;
+    for (size_t t = 0; t < steps; ++t) {
+      for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
+        model.begin_byte(lane[i], t);
+        int byte = 0;
+        for (int k = 0; k < 8; ++k) {
+          const int bit = decoder[i].decode(model.predict());
+          model.update(bit);
+          byte = byte << 1 | bit;
+        }
+        frame[lane[i].start + t] = static_cast<uint8_t>(byte);
+        model.end_byte(byte);
+      }
+      if (check.stop_after(lanes)) return {};
+    }
+    return out;
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return {};
+  }
+}
+
+inline std::string decode_frame(const std::vector<std::pair<const uint8_t*, size_t>>& streams,
+                                size_t size, const Params& params,
+                                Interrupt* interrupt = nullptr) {
+  std::exception_ptr failure;
+  std::string result = decode_frame_body(streams, size, params, interrupt, &failure);
+  if (failure) std::rethrow_exception(failure);
+  return result;
+}
+
+}  // namespace cm
+}  // namespace vortex
