@@ -6,7 +6,7 @@ Why setuptools with pybind11 (and not scikit-build-core with CMake): the kernels
 single-translation-unit modules with no dependencies beyond the C++ standard library, which
 setuptools compiles with the same compiler and flags as CPython itself; pybind11's headers
 (a build requirement only) give the same bindings the kernels were written with. CMake
-would add a tool to the build and a second description of the same three files.
+would add a tool to the build and a second description of the same four files.
 
 Each module picks its code path when it loads: the hot loops are compiled twice, for AVX2
 and for the baseline x86-64 (GCC's target_clones, see csrc/kernel_support.h), so one wheel
@@ -31,6 +31,9 @@ def _kernel(name: str, *sources: str) -> Pybind11Extension:
 setup(
     ext_modules=[
         _kernel("vortexfmt._cm_kernel", "csrc/cm/module.cpp"),
+        _kernel("vortexfmt._step_kernel", "csrc/neural/step_kernel.cpp"),
+        _kernel("vortexfmt._mixing_kernel", "csrc/neural/mixing_kernel.cpp"),
+        _kernel("vortexfmt._stream_coder", "csrc/neural/stream_coder.cpp"),
     ],
     cmdclass={"build_ext": build_ext},
 )

@@ -1,7 +1,12 @@
-// Helpers shared by the C++ kernels (vortexfmt/native.py builds them).
+// Helpers shared by the C++ kernels (setup.py builds them; vortexfmt/native.py loads them).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <thread>
+#include <vector>
 
 // Hot loops get an AVX2 build next to the baseline one, picked when the module loads
 // (GCC function multi-versioning): the build must not assume the CPU it runs on, since
@@ -63,6 +68,55 @@ VORTEX_INLINE void cdf_from_weights(const Weight* weights, int64_t total, int to
   freq[top] += static_cast<int32_t>(kCdfTotal - used);
   cdf[0] = 0;
   for (int j = 0; j < kSymbols; ++j) cdf[j + 1] = cdf[j] + freq[j];
+}
+
+// How many threads parallel_for may use: VORTEX_THREADS when set to a positive number
+// (the tests set it to check that results do not depend on it), else the hardware's count.
+// Read it while holding the GIL (getenv races with os.environ updates otherwise).
+inline int thread_count() {
+  if (const char* value = std::getenv("VORTEX_THREADS")) {
+    const int n = std::atoi(value);
+    if (n >= 1) return n;
+  }
+  const unsigned hardware = std::thread::hardware_concurrency();
+  return hardware == 0 ? 1 : static_cast<int>(hardware);
+}
+
+// fn(begin, end) over [0, n) cut into at most `threads` contiguous chunks of at least
+// `grain` items, the first on the calling thread, the others on std::threads joined before
+// returning (what at::parallel_for did for the kernels, without torch or OpenMP). Callers
+// only give it items that are independent of each other (the lanes of a step), so results
+// do not depend on how [0, n) is cut. An exception thrown by fn (an allocation that failed)
+// is thrown again here, once every thread has finished.
+template <typename Fn>
+void parallel_for(int64_t n, int64_t grain, int threads, const Fn& fn) {
+  if (n <= 0) return;
+  const int64_t most = (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads, most));
+  if (chunks == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(chunks);
+  auto run = [&](int64_t chunk) {
+    try {
+      fn(n * chunk / chunks, n * (chunk + 1) / chunks);
+    } catch (...) {
+      errors[chunk] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  workers.reserve(chunks - 1);
+  try {
+    for (int64_t chunk = 1; chunk < chunks; ++chunk) workers.emplace_back(run, chunk);
+  } catch (...) {  // no thread to be had: what was not started runs here
+    for (int64_t chunk = static_cast<int64_t>(workers.size()) + 1; chunk < chunks; ++chunk)
+      run(chunk);
+  }
+  run(0);
+  for (auto& worker : workers) worker.join();
+  for (const auto& error : errors)
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace vortex

@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
+
+pytest.importorskip("torch")  # the model codecs need the neural extra: skip without it
 from conftest import GOLDEN
 
 from vortexfmt.neural.lanes import decode_frame

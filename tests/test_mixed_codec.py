@@ -8,6 +8,9 @@ import math
 import random
 
 import pytest
+
+pytest.importorskip("torch")  # the model codecs need the neural extra: skip without it
+
 import torch
 from conftest import GOLDEN, corpus_file, run_vortex
 from test_neural_codec import CASES
@@ -66,7 +69,7 @@ def _random_mixer(lanes: int = 40, lane_length: int = 64):
 
 def test_kernel_and_reference_give_the_same_scores_cdfs_and_gradients(monkeypatch):
     if native.mixing_kernel() is None:
-        pytest.skip("no C++ compiler here")
+        pytest.skip("VORTEX_NATIVE=0 in the environment: the kernel is off")
     results = []
     for setting in ("1", "0"):
         monkeypatch.setenv("VORTEX_NATIVE", setting)
@@ -78,6 +81,61 @@ def test_kernel_and_reference_give_the_same_scores_cdfs_and_gradients(monkeypatc
         results.append((cdf, scores, mixer.weights, mixer.tables, mixer.hits, mixer.misses))
     for kernel, reference in zip(*results, strict=True):
         assert torch.equal(kernel, reference)
+
+
+def test_the_kernel_gives_the_same_results_on_any_number_of_threads(monkeypatch):
+    """Lanes are cut into one chunk a thread (at least 16 lanes each): 1, 2, 3 and 8
+    threads cut 70 lanes differently, and nothing may change."""
+    monkeypatch.setenv("VORTEX_NATIVE", "1")
+    results = []
+    for threads in ("1", "2", "3", "8"):
+        monkeypatch.setenv("VORTEX_THREADS", threads)
+        mixer, features = _random_mixer(lanes=70)
+        cdf = mixer.cdf(40, *features)
+        scores = mixer._step["scores"]
+        symbols = torch.randint(0, 256, (mixer.context.lanes,))
+        mixer.update(symbols, mixer.context.lengths > 40)
+        results.append((cdf, scores, mixer.weights, mixer.tables))
+    for first, other in zip(results[0], results[-1], strict=True):
+        assert torch.equal(first, other)
+    for result in results[1:-1]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], result, strict=True))
+
+
+def test_the_kernels_refuse_arrays_of_the_wrong_dtype_or_shape(monkeypatch):
+    monkeypatch.setenv("VORTEX_NATIVE", "1")
+    kernel = native.mixing_kernel()
+    tables = torch.zeros(4, 256, dtype=torch.int16)
+    rows = torch.zeros(2, 3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="tables must be a int16"):
+        kernel.count_update(tables.to(torch.int32).numpy(), rows.numpy(),
+                            torch.zeros(3, dtype=torch.int64).numpy(),
+                            torch.ones(3, dtype=torch.bool).numpy(), 100)
+    with pytest.raises(ValueError, match="symbols must be"):
+        kernel.count_update(tables.numpy(), rows.numpy(),
+                            torch.zeros(4, dtype=torch.int64).numpy(),
+                            torch.ones(3, dtype=torch.bool).numpy(), 100)
+    with pytest.raises(ValueError, match="out of range"):
+        kernel.count_update(tables.numpy(), (rows + 4).numpy(),
+                            torch.zeros(3, dtype=torch.int64).numpy(),
+                            torch.ones(3, dtype=torch.bool).numpy(), 100)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernel.count_update(torch.zeros(256, 4, dtype=torch.int16).t().numpy(), rows.numpy(),
+                            torch.zeros(3, dtype=torch.int64).numpy(),
+                            torch.ones(3, dtype=torch.bool).numpy(), 100)
+    assert not tables.any()  # nothing was written before a check failed
+
+
+def test_count_update_writes_into_the_tensor(monkeypatch):
+    """The kernel gets a numpy view of the mixer's tables: its writes are the tensor's."""
+    monkeypatch.setenv("VORTEX_NATIVE", "1")
+    kernel = native.mixing_kernel()
+    tables = torch.zeros(4, 256, dtype=torch.int16)
+    rows = torch.tensor([[0, 1, 1], [3, 3, 2]])
+    kernel.count_update(tables.numpy(), rows.numpy(), torch.tensor([5, 6, 6]).numpy(),
+                        torch.tensor([True, True, False]).numpy(), 100)
+    assert tables.nonzero().tolist() == [[0, 5], [1, 6], [3, 5], [3, 6]]
+    assert tables.sum() == 4
 
 
 @pytest.mark.parametrize("native_kernel", ["1", "0"])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("torch")  # the model codecs need the neural extra: skip without it
+
 import torch
 
 from vortexfmt import native
@@ -73,14 +76,18 @@ def test_one_lane_alone_equals_that_lane_in_a_batch(model):
     assert torch.equal(alone, full_sequence(model, features)[40:41])
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_thread_count_does_not_change_cdfs(model, threads):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_count_does_not_change_cdfs(model, threads, monkeypatch):
+    """torch's threads (the full sequence, the torch step) and the kernels' own
+    (VORTEX_THREADS: lanes cut into one chunk a thread)."""
     features = random_features(64)
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
+        monkeypatch.setenv("VORTEX_THREADS", "1")
         reference = full_sequence(model, features)
         torch.set_num_threads(threads)
+        monkeypatch.setenv("VORTEX_THREADS", str(threads))
         assert torch.equal(full_sequence(model, features), reference)
         assert torch.equal(step_by_step(model, features), reference)
     finally:
@@ -95,7 +102,7 @@ def test_cpu_step_kernel_computes_what_the_torch_step_computes(config, monkeypat
     """StepRunner's C++ kernels (int8 keys and values) against its torch code, past the
     point where the compressed memory's ring wraps around."""
     if native.step_kernel() is None:
-        pytest.skip("no C++ compiler here: the torch step is what runs")
+        pytest.skip("VORTEX_NATIVE=0 in the environment: the torch step is what runs")
     model = integer_model(config, seed=5)
     features = random_features(9, length=160, seed=6)
     with_kernel = step_by_step(model, features)
@@ -103,6 +110,19 @@ def test_cpu_step_kernel_computes_what_the_torch_step_computes(config, monkeypat
     assert StepRunner(model).kernel is None
     assert torch.equal(with_kernel, step_by_step(model, features))
     assert torch.equal(with_kernel, full_sequence(model, features))
+
+
+def test_the_step_kernel_refuses_arrays_of_the_wrong_dtype_or_shape(monkeypatch):
+    monkeypatch.setenv("VORTEX_NATIVE", "1")
+    kernel = native.step_kernel()
+    lut = lookup_tables(CONFIGS["small"])["lut.output"].numpy()
+    with pytest.raises(ValueError, match="logits must be a float32"):
+        kernel.cdf_from_logits(torch.zeros(3, 256, dtype=torch.float64).numpy(), lut)
+    with pytest.raises(ValueError, match=r"logits must be .* shape \(n, 256\)"):
+        kernel.cdf_from_logits(torch.zeros(3, 255).numpy(), lut)
+    logits = torch.randint(-300, 1, (5, 512)).float()[:, ::2]  # not contiguous: copied
+    assert torch.equal(torch.from_numpy(kernel.cdf_from_logits(logits.numpy(), lut)),
+                       intmath.cdf_from_logits(logits, torch.from_numpy(lut)))
 
 
 def test_cdfs_are_valid_for_torchac(model):

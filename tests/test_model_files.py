@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+pytest.importorskip("torch")  # the model codecs need the neural extra: skip without it
+
 import torch
 
 from vortexfmt.errors import VortexError

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("torch")  # the model codecs need the neural extra: skip without it
+
 from conftest import HANG_GUARD_S, run_vortex
 
 import vortexfmt

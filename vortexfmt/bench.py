@@ -87,7 +87,7 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     from vortexfmt.codecs import codec_name
     from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
 
-    # Untimed, a first round trip of a few bytes: kernels load (or build) and models are
+    # Untimed, a first round trip of a few bytes: kernels and torch load and models are
     # read once a process, which is not the codec's speed.
     warm_up = io.BytesIO()
     with ArchiveWriter(warm_up, codec=codec, model=model, device=device) as writer:

@@ -1,19 +1,32 @@
-// CPU kernel of the byte model's decoding step (vortexfmt/model/integer.py, StepRunner, is
+// CPU kernel of the byte model's decoding step (vortexfmt/neural/integer.py, StepRunner, is
 // the reference: this computes the same integers, lane by lane, with int8 keys and values
 // and int16 weights, in one call per step instead of some forty torch operations).
 //
 // Every value is an integer: keys, values and queries are activations (|x| <= 127, which
 // is why the state fits int8), dot products and weighted sums stay far below 2^31, and the
 // divisions are floor divisions of integers, which is what the reference's float32 division
-// followed by floor() computes (see vortexfmt/model/intmath.py).
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
+// followed by floor() computes (see vortexfmt/neural/intmath.py).
+//
+// A CPython extension module taking numpy arrays (the caller passes views of its CPU
+// tensors, the attention state among them, which it updates in place); it links to neither
+// torch nor OpenMP.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
+#include "array_support.h"
 #include "kernel_support.h"
+
+namespace py = pybind11;
+
+using vortex::input;
+using vortex::Input;
+using vortex::kAny;
 
 namespace {
 
@@ -22,7 +35,7 @@ constexpr int32_t kActMax = 127;  // activations are within +-ACT_MAX (intmath)
 
 // floor(x / 2^shift + 1/2): the reference's round_shift (a left shift when shift < 0).
 // `>>` of a negative int is an arithmetic shift, a floor division by 2^shift, with every
-// compiler torch supports (and by definition since C++20).
+// compiler we build with (and by definition since C++20).
 VORTEX_INLINE int32_t round_shift(int32_t x, int shift) {
   if (shift <= 0) return x * (1 << -shift);
   return (x + (1 << (shift - 1))) >> shift;
@@ -228,46 +241,90 @@ VORTEX_MULTIVERSION void step_lanes(const Model& m, int64_t begin, int64_t end,
   }
 }
 
-// The logits (lanes, 256) float32 (integer-valued) of the next position of every lane.
-// previous, match, match_length, record: (lanes,) int64 features; embed: the four int32
-// embedding tables (rows, d_model); weights: int16 (outputs, inputs) and biases: int32
-// (rounding constant included), per layer qkv, proj, fc1, fc2, then the head; shifts the
-// same; per layer the state ring_keys, ring_values (lanes, heads, head_dim, window) and
-// memory_keys, memory_values (lanes, heads, head_dim, memory_ring) int8, updated in place,
-// ring_bias (heads, window) and memory_bias (heads, memory_ring) int32 for this position's
-// phases; lut: the attention exp table, int32.
-torch::Tensor model_step(torch::Tensor previous, torch::Tensor match,
-                         torch::Tensor match_length, torch::Tensor record,
-                         std::vector<torch::Tensor> embed, std::vector<torch::Tensor> weights,
-                         std::vector<torch::Tensor> biases, std::vector<int64_t> shifts,
-                         std::vector<torch::Tensor> ring_keys,
-                         std::vector<torch::Tensor> ring_values,
-                         std::vector<torch::Tensor> memory_keys,
-                         std::vector<torch::Tensor> memory_values,
-                         std::vector<torch::Tensor> ring_bias,
-                         std::vector<torch::Tensor> memory_bias, torch::Tensor lut,
-                         int64_t position, int64_t compression, int64_t score_shift,
-                         int64_t masked) {
+// The logits (lanes, 256) float32 (integer-valued) of the next position of every lane, as
+// a numpy array. previous, match, match_length, record: (lanes,) int64 features; embed: the
+// four int32 embedding tables (rows, d_model); weights: int16 (outputs, inputs) and biases:
+// int32 (rounding constant included), per layer qkv, proj, fc1, fc2, then the head; shifts
+// the same; per layer the state ring_keys, ring_values (lanes, heads, head_dim, window) and
+// memory_keys, memory_values (lanes, heads, head_dim, memory_ring) int8, written in place
+// (views of the caller's tensors), ring_bias (heads, window) and memory_bias (heads,
+// memory_ring) int32 for this position's phases; lut: the attention exp table, int32.
+py::array_t<float> model_step(const py::array& previous_in, const py::array& match_in,
+                              const py::array& match_length_in, const py::array& record_in,
+                              const std::vector<py::array>& embed_in,
+                              const std::vector<py::array>& weights_in,
+                              const std::vector<py::array>& biases_in,
+                              const std::vector<int64_t>& shifts,
+                              std::vector<py::array> ring_keys,
+                              std::vector<py::array> ring_values,
+                              std::vector<py::array> memory_keys,
+                              std::vector<py::array> memory_values,
+                              const std::vector<py::array>& ring_bias_in,
+                              const std::vector<py::array>& memory_bias_in,
+                              const py::array& lut_in, int64_t position, int64_t compression,
+                              int64_t score_shift, int64_t masked) {
   const int64_t layers = static_cast<int64_t>(ring_keys.size());
-  TORCH_CHECK(layers >= 1 && embed.size() == 4, "model_step: bad operands");
-  TORCH_CHECK(weights.size() == static_cast<size_t>(4 * layers + 1) &&
-              biases.size() == weights.size() && shifts.size() == weights.size(),
-              "model_step: bad operands");
-  for (const auto& list : {embed, weights, biases, ring_keys, ring_values, memory_keys,
-                           memory_values, ring_bias, memory_bias})
-    for (const auto& tensor : list) TORCH_CHECK(tensor.is_contiguous(), "model_step: contiguous");
-  for (const auto& tensor : {previous, match, match_length, record, lut})
-    TORCH_CHECK(tensor.is_contiguous(), "model_step: contiguous");
-  const int64_t lanes = ring_keys[0].size(0);
-  const int64_t heads = ring_keys[0].size(1);
-  const int64_t dim = ring_keys[0].size(2);
-  const int64_t window = ring_keys[0].size(3);
-  const int64_t ring = memory_keys[0].size(3);
+  const size_t linears = static_cast<size_t>(4 * layers + 1);
+  if (layers < 1 || embed_in.size() != 4 || weights_in.size() != linears ||
+      biases_in.size() != linears || shifts.size() != linears ||
+      ring_values.size() != ring_keys.size() || memory_keys.size() != ring_keys.size() ||
+      memory_values.size() != ring_keys.size() || ring_bias_in.size() != ring_keys.size() ||
+      memory_bias_in.size() != ring_keys.size())
+    throw py::value_error("model_step: the lists of operands do not match the layer count");
+  vortex::check_array<int8_t>(ring_keys[0], "model_step: ring_keys", {kAny, kAny, kAny, kAny});
+  vortex::check_array<int8_t>(memory_keys[0], "model_step: memory_keys",
+                              {kAny, kAny, kAny, kAny});
+  const int64_t lanes = ring_keys[0].shape(0);
+  const int64_t heads = ring_keys[0].shape(1);
+  const int64_t dim = ring_keys[0].shape(2);
+  const int64_t window = ring_keys[0].shape(3);
+  const int64_t ring = memory_keys[0].shape(3);
   const int64_t d_model = heads * dim;
-  const int64_t d_ff = weights[2].size(0);
-  TORCH_CHECK(weights[0].size(0) == 3 * d_model && weights[0].size(1) == d_model &&
-              weights[4 * layers].size(0) == 256 && previous.size(0) == lanes,
-              "model_step: shapes do not match");
+  if (heads < 1 || dim < 1 || window < 1 || ring < 1)
+    throw py::value_error("model_step: empty attention state");
+  vortex::check_array<int16_t>(weights_in[2], "model_step: weights[2]", {kAny, d_model});
+  const int64_t d_ff = weights_in[2].shape(0);
+  if (position < 0 || compression < 1 || compression > window || score_shift < -30 ||
+      score_shift > 30)
+    throw py::value_error("model_step: bad position, compression or score_shift");
+  for (const int64_t shift : shifts)
+    if (shift < -30 || shift > 30) throw py::value_error("model_step: bad shift");
+
+  std::vector<Input<int64_t>> features;
+  std::vector<Input<int32_t>> embed;
+  const py::array* feature_in[4] = {&previous_in, &match_in, &match_length_in, &record_in};
+  for (int i = 0; i < 4; ++i) {
+    features.push_back(input<int64_t>(*feature_in[i], "model_step: features", {lanes}));
+    embed.push_back(input<int32_t>(embed_in[i], "model_step: embed", {kAny, d_model}));
+    const int64_t* f = features.back().data();
+    const int64_t size = embed.back().shape(0);
+    for (int64_t lane = 0; lane < lanes; ++lane)
+      if (f[lane] < 0 || f[lane] >= size)
+        throw py::value_error("model_step: a feature is outside its embedding table");
+  }
+  std::vector<Input<int16_t>> weights;
+  std::vector<Input<int32_t>> biases;
+  for (int64_t layer = 0; layer <= layers; ++layer) {
+    const bool head = layer == layers;
+    const int64_t outputs[4] = {3 * d_model, d_model, d_ff, d_model};
+    const int64_t inputs[4] = {d_model, d_model, d_model, d_ff};
+    for (int part = 0; part < (head ? 1 : 4); ++part) {
+      const size_t i = static_cast<size_t>(4 * layer + part);
+      const int64_t out = head ? 256 : outputs[part], in = head ? d_model : inputs[part];
+      weights.push_back(input<int16_t>(weights_in[i], "model_step: weights", {out, in}));
+      biases.push_back(input<int32_t>(biases_in[i], "model_step: biases", {out}));
+    }
+  }
+  std::vector<Input<int32_t>> ring_bias, memory_bias;
+  for (int64_t layer = 0; layer < layers; ++layer) {
+    ring_bias.push_back(input<int32_t>(ring_bias_in[layer], "model_step: ring_bias",
+                                       {heads, window}));
+    memory_bias.push_back(input<int32_t>(memory_bias_in[layer], "model_step: memory_bias",
+                                         {heads, ring}));
+  }
+  const auto lut = input<int32_t>(lut_in, "model_step: lut", {kAny});
+  if (lut.shape(0) < 1) throw py::value_error("model_step: empty lut");
+
   const int64_t slot = position % window;
   int64_t compress_shift = 0;
   while ((int64_t{2} << compress_shift) <= compression) ++compress_shift;
@@ -279,50 +336,63 @@ torch::Tensor model_step(torch::Tensor previous, torch::Tensor match,
   std::vector<int64_t> block_slots(compression);
   for (int64_t i = 0; i < compression; ++i)
     block_slots[i] = ((position - i) % window + window) % window;
-  auto logits = torch::empty({lanes, 256}, torch::kFloat32);
   Model m;
   m.layers = layers;
   m.d_model = d_model;
   m.d_ff = d_ff;
-  m.previous = previous.data_ptr<int64_t>();
-  m.match = match.data_ptr<int64_t>();
-  m.match_length = match_length.data_ptr<int64_t>();
-  m.record = record.data_ptr<int64_t>();
-  for (int i = 0; i < 4; ++i) m.embed[i] = embed[i].data_ptr<int32_t>();
-  for (size_t i = 0; i < weights.size(); ++i) {
-    m.weights.push_back(weights[i].data_ptr<int16_t>());
-    m.biases.push_back(biases[i].data_ptr<int32_t>());
+  m.previous = features[0].data();
+  m.match = features[1].data();
+  m.match_length = features[2].data();
+  m.record = features[3].data();
+  for (int i = 0; i < 4; ++i) m.embed[i] = embed[i].data();
+  for (size_t i = 0; i < linears; ++i) {
+    m.weights.push_back(weights[i].data());
+    m.biases.push_back(biases[i].data());
     m.shifts.push_back(static_cast<int>(shifts[i]));
   }
   for (int64_t layer = 0; layer < layers; ++layer) {
+    const std::initializer_list<py::ssize_t> ring_shape = {lanes, heads, dim, window};
+    const std::initializer_list<py::ssize_t> memory_shape = {lanes, heads, dim, ring};
     m.attention.push_back(Layer{
-        heads, dim, window, ring, lut.size(0) - 1, slot, position, compression,
+        heads, dim, window, ring, lut.shape(0) - 1, slot, position, compression,
         compress_shift, newest, static_cast<int>(score_shift), static_cast<int32_t>(masked),
-        position % compression == compression - 1, ring_keys[layer].data_ptr<int8_t>(),
-        ring_values[layer].data_ptr<int8_t>(), memory_keys[layer].data_ptr<int8_t>(),
-        memory_values[layer].data_ptr<int8_t>(), ring_bias[layer].data_ptr<int32_t>(),
-        memory_bias[layer].data_ptr<int32_t>(), lut.data_ptr<int32_t>(),
-        block_slots.data()});
+        position % compression == compression - 1,
+        vortex::in_place<int8_t>(ring_keys[layer], "model_step: ring_keys", ring_shape),
+        vortex::in_place<int8_t>(ring_values[layer], "model_step: ring_values", ring_shape),
+        vortex::in_place<int8_t>(memory_keys[layer], "model_step: memory_keys", memory_shape),
+        vortex::in_place<int8_t>(memory_values[layer], "model_step: memory_values",
+                                 memory_shape),
+        ring_bias[layer].data(), memory_bias[layer].data(), lut.data(), block_slots.data()});
   }
-  m.logits = logits.data_ptr<float>();
-  at::parallel_for(0, lanes, 16, [&](int64_t begin, int64_t end) {
-    StepBuffers buffers(m);
-    step_lanes(m, begin, end, buffers);
-  });
+  py::array_t<float> logits({lanes, int64_t{256}});
+  m.logits = logits.mutable_data();
+  const int threads = vortex::thread_count();
+  {
+    py::gil_scoped_release release;
+    vortex::parallel_for(lanes, 16, threads, [&](int64_t begin, int64_t end) {
+      StepBuffers buffers(m);
+      step_lanes(m, begin, end, buffers);
+    });
+  }
   return logits;
 }
+
 // CDFs (rows, 257) int32 from integer-valued float32 logits (rows, 256): weights
 // lut[min(max - logit, size - 1)], then frequencies 1 + floor(w * (2^16 - 256) / sum w),
 // what is left of 2^16 added to the first largest weight (intmath.cdf_from_logits).
-torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
-  TORCH_CHECK(logits.is_contiguous() && lut.is_contiguous() && logits.size(1) == kSymbols);
-  const int64_t rows = logits.size(0);
-  const int64_t lut_last = lut.size(0) - 1;
-  auto cdf = torch::empty({rows, kSymbols + 1}, torch::kInt32);
-  const float* lg = logits.data_ptr<float>();
-  const int32_t* lp = lut.data_ptr<int32_t>();
-  int32_t* out = cdf.data_ptr<int32_t>();
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+py::array_t<int32_t> cdf_from_logits(const py::array& logits_in, const py::array& lut_in) {
+  const auto logits = input<float>(logits_in, "cdf_from_logits: logits", {kAny, kSymbols});
+  const auto lut = input<int32_t>(lut_in, "cdf_from_logits: lut", {kAny});
+  const int64_t rows = logits.shape(0);
+  const int64_t lut_last = lut.shape(0) - 1;
+  if (lut_last < 0) throw py::value_error("cdf_from_logits: empty lut");
+  py::array_t<int32_t> cdf({rows, int64_t{kSymbols + 1}});
+  const float* lg = logits.data();
+  const int32_t* lp = lut.data();
+  int32_t* out = cdf.mutable_data();
+  const int threads = vortex::thread_count();
+  py::gil_scoped_release release;
+  vortex::parallel_for(rows, 64, threads, [&](int64_t begin, int64_t end) {
     int32_t weights[kSymbols];
     for (int64_t row = begin; row < end; ++row) {
       const float* x = lg + row * kSymbols;
@@ -330,7 +400,9 @@ torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
       for (int j = 1; j < kSymbols; ++j) best = std::max(best, x[j]);
       int32_t sum = 0, top = 0;
       for (int j = 0; j < kSymbols; ++j) {
-        const int64_t delta = std::min<int64_t>(static_cast<int64_t>(best - x[j]), lut_last);
+        // (max with 0: a NaN logit reads lut[0], not outside the table)
+        const int64_t delta =
+            std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(best - x[j]), lut_last));
         weights[j] = lp[delta];
         sum += weights[j];
         if (weights[j] > weights[top]) top = j;
@@ -341,7 +413,8 @@ torch::Tensor cdf_from_logits(torch::Tensor logits, torch::Tensor lut) {
   return cdf;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+PYBIND11_MODULE(_step_kernel, m) {
+  m.doc() = "The byte model's CPU decoding step (numpy arrays in and out; see neural/integer.py)";
   m.def("model_step", &model_step, "one decoding step of the byte model");
   m.def("cdf_from_logits", &cdf_from_logits, "CDFs of the byte model's logits");
 }

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -40,6 +40,8 @@ def make_model(path: Path) -> None:
 
 
 def compute(model_file) -> dict:
+    import torch
+
     """What the golden vectors record, computed with the current code."""
     from vortexfmt.neural.features import frame_features
     from vortexfmt.neural.lanes import encode_frame

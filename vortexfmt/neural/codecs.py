@@ -1,6 +1,6 @@
 """The model codecs: the byte model alone (codec id 2, "neural") and the byte model mixed
 with the frame's adaptive context statistics (codec id 4, "mixed"), both over lanes with
-torchac."""
+torchac's arithmetic coder (`vortexfmt._stream_coder`, built at install)."""
 
 from __future__ import annotations
 

@@ -232,8 +232,8 @@ class StepRunner:
 
     On the CPU the whole step and the CDFs run in a C++ kernel (`step_kernel.cpp`) that
     keeps keys and values as int8 (activations are within +-127) and weights as int16, and
-    computes the same integers as the torch code below, which runs on other devices, when
-    the kernel cannot be built, or with VORTEX_NATIVE=0."""
+    computes the same integers as the torch code below, which runs on other devices and with
+    VORTEX_NATIVE=0."""
 
     def __init__(self, model: IntegerByteModel) -> None:
         self.model = model
@@ -283,6 +283,19 @@ class StepRunner:
             self._kernel_biases.append((model.t[f"{name}.bias"] + intmath.rounding(shift))
                                        .to(torch.int32))
             self._kernel_shifts.append(shift)
+        # The kernel takes numpy arrays: views of the tensors above, made once (a view keeps
+        # its tensor alive).
+        self._kernel_arrays = {
+            "embed": [t.numpy() for t in self._kernel_embed],
+            "weights": [t.numpy() for t in self._kernel_weights],
+            "biases": [t.contiguous().numpy() for t in self._kernel_biases],
+            "ring_bias": [[phase.numpy() for phase in ring.contiguous()]
+                          for ring, _ in self._kernel_bias],
+            "memory_bias": [[phase.numpy() for phase in memory.contiguous()]
+                            for _, memory in self._kernel_bias],
+            "lut": self._kernel_lut.contiguous().numpy(),
+            "output_lut": model.t["lut.output"].to(torch.int32).contiguous().numpy(),
+        }
 
     def new_state(self, lanes: int, length: int) -> StepState:
         c = self.model.config
@@ -301,7 +314,8 @@ class StepRunner:
         """CDFs (lanes, 257) int32 of the next position, from its four (lanes,) features."""
         logits = self.step_logits(state, previous, match, match_length, record)
         if self.kernel is not None:
-            return self.kernel.cdf_from_logits(logits.contiguous(), self.model.t["lut.output"])
+            return torch.from_numpy(self.kernel.cdf_from_logits(
+                logits.contiguous().numpy(), self._kernel_arrays["output_lut"]))
         return intmath.cdf_from_logits(logits, self.model.t["lut.output"])
 
     def step_logits(self, state: StepState, previous, match, match_length,
@@ -368,12 +382,16 @@ class StepRunner:
         c = self.model.config
         position = state.position
         newest = (position - c.window - (c.compression - 1)) // c.compression
+        arrays = self._kernel_arrays
+        # The state's int8 tensors go as numpy views sharing their memory: the kernel
+        # updates them in place.
         logits = self.kernel.model_step(
-            *(f.to(torch.int64).contiguous() for f in features), self._kernel_embed,
-            self._kernel_weights, self._kernel_biases, self._kernel_shifts,
-            state.ring_keys, state.ring_values, state.memory_keys, state.memory_values,
-            [ring[position % c.window] for ring, _ in self._kernel_bias],
-            [memory[newest % self.memory_ring] for _, memory in self._kernel_bias],
-            self._kernel_lut, position, c.compression, self.model._score_shift(), int(MASKED))
+            *(f.to("cpu", torch.int64).contiguous().numpy() for f in features),
+            arrays["embed"], arrays["weights"], arrays["biases"], self._kernel_shifts,
+            *([t.numpy() for t in tensors] for tensors in (
+                state.ring_keys, state.ring_values, state.memory_keys, state.memory_values)),
+            [ring[position % c.window] for ring in arrays["ring_bias"]],
+            [memory[newest % self.memory_ring] for memory in arrays["memory_bias"]],
+            arrays["lut"], position, c.compression, self.model._score_shift(), int(MASKED))
         state.position += 1
-        return logits
+        return torch.from_numpy(logits)

@@ -134,7 +134,8 @@ def code_length_bits(cdf: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
 
 
 def to_torchac(cdf: torch.Tensor) -> torch.Tensor:
-    """int32 CDFs (top 2^16) as the int16 tensor holding uint16 values torchac expects."""
+    """int32 CDFs (top 2^16) as the int16 tensor holding uint16 values torchac's coder
+    (`vortexfmt._stream_coder`) expects."""
     # torch converts int32 to int16 modulo 2^16 (a C cast; two's complement wrap on every
     # platform it supports), which is exactly the reinterpretation torchac wants: one pass
     # instead of four. tests/test_model_exactness.py checks the wrap at its edges.

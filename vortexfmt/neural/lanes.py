@@ -1,18 +1,17 @@
-"""Frame coding with the byte model and torchac (FORMAT.md "Neural payload").
+"""Frame coding with the byte model and torchac's arithmetic coder (FORMAT.md "Neural
+payload"), which `vortexfmt._stream_coder` reproduces bit for bit without torchac.
 
-A frame is cut into lanes (`features.to_lanes`); position t of every lane is one torchac
-stream, because torchac codes whole arrays and the decoder only learns position t of all
-lanes after decoding stream t. Encoder and decoder both run the model one position at a time
+A frame is cut into lanes (`features.to_lanes`); position t of every lane is one coded
+stream, because the coder codes whole arrays (as torchac does) and the decoder only learns
+position t of all lanes after decoding stream t. Encoder and decoder both run the model one position at a time
 with `StepRunner` (the encoder on features it computes up front), which the tests hold equal
 to the full-sequence `IntegerByteModel.run` used in training and evaluation.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -41,15 +40,6 @@ MAX_LANE_LENGTH = 8192
 SHORTEST_LANE_LENGTH = 128
 STREAM_TARGET_BITS = 8 * 224  # ~2 bytes of flush and length on 224 coded bytes: < 1%
 SAMPLE_EVERY = 16  # lanes sampled by estimate_payload_size
-
-
-def _torchac():
-    """Import torchac, which builds its C++ backend with ninja on first import (about 20 s)
-    and writes the build log to standard output (see `native.quietly`)."""
-    if "torchac" in sys.modules:
-        return sys.modules["torchac"]
-    return native.quietly(lambda: importlib.import_module("torchac"),
-                          "building torchac's C++ backend (first use only, ~20 s)")
 
 
 @dataclass
@@ -151,7 +141,7 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
 
     The encoder runs the decoder's own steps, knowing each step's bytes in advance; `stride`
     is the record stride (`choose_stride` when not given)."""
-    torchac = _torchac()
+    coder = native.stream_coder()
     stride = choose_stride(raw) if stride is None else stride
     if mixed and lane_count(len(raw), lane_length) > layout.MAX_MIXED_LANES:
         raise ValueError(f"lane length {lane_length} gives more than "
@@ -168,8 +158,8 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
         coded = symbols[:, t]
         if not bool(active.all()):
             cdf, coded = cdf[active], coded[active]
-        streams.append(torchac.encode_int16_normalized_cdf(intmath.to_torchac(cdf),
-                                                           coded.to(torch.int16)))
+        streams.append(coder.encode(intmath.to_torchac(cdf).numpy(),
+                                    coded.to(torch.int16).numpy()))
         if stats is not None:
             stats.ideal_bits += float(intmath.code_length_bits(cdf, coded).sum())
         predictor.learn(symbols[:, t], active)
@@ -186,7 +176,7 @@ def encode_frame(model: IntegerByteModel, raw: bytes, lane_length: int = DEFAULT
 def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int,
                  mixed: bool = False) -> bytes:
     """Inverse of encode_frame; raises VortexFormatError on a malformed payload."""
-    torchac = _torchac()
+    coder = native.stream_coder()
     source = io.BytesIO(payload)
     try:
         header = layout.NeuralPayloadHeader.parse_stream(source)
@@ -219,11 +209,11 @@ def decode_frame(model: IntegerByteModel, payload: bytes, raw_size: int,
         stream = payload[offset:offset + lengths[t]]
         offset += lengths[t]
         if t < int(lane_sizes[-1]):  # every lane is this long
-            symbols = torchac.decode_int16_normalized_cdf(intmath.to_torchac(cdf), stream)
+            symbols = torch.from_numpy(coder.decode(intmath.to_torchac(cdf).numpy(), stream))
         else:
             symbols = torch.zeros(context.lanes, dtype=torch.int16)
-            symbols[active] = torchac.decode_int16_normalized_cdf(
-                intmath.to_torchac(cdf[active]), stream)
+            symbols[active] = torch.from_numpy(
+                coder.decode(intmath.to_torchac(cdf[active]).numpy(), stream))
         symbols = symbols.to(torch.int64) & 0xFF
         predictor.learn(symbols, active)
         context.advance(t, symbols)

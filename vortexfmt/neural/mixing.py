@@ -188,11 +188,14 @@ class ContextMixer:
         predicted = torch.where(has, match, -1)
         kernel = native.mixing_kernel() if self.device.type == "cpu" else None
         if kernel is not None:
-            scores, cdf, expected, weight_set = kernel.mix_cdf(
-                self.tables, rows.contiguous(), logits.to(torch.float32).contiguous(),
-                self.model_multiplier, hit_score,
-                miss_score, predicted, bucket, self.weights, self.confidence_limits,
-                CONFIDENCE_CONTEXT, self.log2, self.exp2, SCORE_BITS, MAX_DELTA, COUNT_SHIFT)
+            # The kernel takes numpy views of the CPU tensors and returns numpy arrays,
+            # which torch.from_numpy wraps without a copy.
+            scores, cdf, expected, weight_set = map(torch.from_numpy, kernel.mix_cdf(
+                self.tables.numpy(), rows.contiguous().numpy(),
+                logits.to(torch.float32).contiguous().numpy(), self.model_multiplier,
+                hit_score.numpy(), miss_score.numpy(), predicted.numpy(), bucket.numpy(),
+                self.weights.numpy(), self.confidence_limits.numpy(), CONFIDENCE_CONTEXT,
+                self.log2.numpy(), self.exp2.numpy(), SCORE_BITS, MAX_DELTA, COUNT_SHIFT))
         else:
             model_scores = ((logits.to(self.device, torch.int64) * self.model_multiplier)
                             >> 6).to(torch.int32)
@@ -239,9 +242,10 @@ class ContextMixer:
         bucket = step["bucket"]
         kernel = step["kernel"]  # the one that computed this step's CDFs, or None
         if kernel is not None:
-            total, count = kernel.mix_gradient(*(x.contiguous() for x in (
-                step["scores"], step["expected"], symbols, step["weight_set"], active)),
-                WEIGHT_SETS)
+            total, count = map(torch.from_numpy, kernel.mix_gradient(
+                *(x.contiguous().numpy() for x in (step["scores"], step["expected"], symbols,
+                                                   step["weight_set"], active)),
+                WEIGHT_SETS))
         else:
             total, count = self._reference_gradient(step["scores"], step["cdf"], symbols,
                                                     step["weight_set"], active)
@@ -261,8 +265,11 @@ class ContextMixer:
         # Count tables: add one to each context's row for the byte that followed it. Every
         # count was <= COUNT_LIMIT before, so a row passes the limit only where a cell did.
         if kernel is not None:
-            kernel.count_update(self.tables, step["rows"], symbols.contiguous(),
-                                active.contiguous(), COUNT_LIMIT)
+            # In place: the numpy view shares the memory of self.tables (contiguous, made
+            # by torch.zeros and only ever updated in place), so the writes land there.
+            kernel.count_update(self.tables.numpy(), step["rows"].contiguous().numpy(),
+                                symbols.contiguous().numpy(), active.contiguous().numpy(),
+                                COUNT_LIMIT)
             return
         rows = step["rows"][:, active].reshape(-1)
         cells = (rows << 8) + y.repeat(len(COUNT_CONTEXTS))
