@@ -40,9 +40,9 @@ def make_model(path: Path) -> None:
 
 
 def compute(model_file) -> dict:
+    """What the golden vectors record, computed with the current code."""
     import torch
 
-    """What the golden vectors record, computed with the current code."""
     from vortexfmt.neural.features import frame_features
     from vortexfmt.neural.lanes import encode_frame
     from vortexfmt.codecs.stride import choose_stride
