@@ -12,6 +12,7 @@ import struct
 
 import pytest
 
+from conftest import run_vortex
 import vortexfmt
 from vortexfmt import limits, spec
 from vortexfmt.codecs import CodecId, frame_need
@@ -350,6 +351,35 @@ def test_the_writers_model_frames_at_the_default_frame_size_fit_the_default_limi
         assert limits.neural_frame_memory(raw, payload, lane_length, True) <= \
             limits.DEFAULT_MEMORY_LIMIT
 
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_model_lane_lengths_grow_until_the_frame_fits_the_default_limit(mixed):
+    for raw in (4 << 20, 16 << 20, 64 << 20, limits.largest_model_frame(mixed)):
+        length = limits.model_lane_length_within(raw, 128, mixed)
+        assert length is not None and length >= 128
+        assert limits.neural_frame_memory(raw, spec.max_payload_size(raw), length, mixed) <= \
+            limits.DEFAULT_MEMORY_LIMIT
+    largest = limits.largest_model_frame(mixed)
+    assert limits.model_lane_length_within(largest + 1, 128, mixed) is None
+    assert (4 << 20) < largest < spec.MAX_FRAME_SIZE
+
+
+@pytest.mark.parametrize("codec", ["neural", "mixed"])
+def test_a_writer_refuses_model_frames_no_reader_could_decode_by_default(codec, tmp_path):
+    from vortexfmt.container.writer import check_writer_arguments
+
+    largest = limits.largest_model_frame(mixed=codec == "mixed")
+    check_writer_arguments(codec, largest)
+    with pytest.raises(ValueError, match=f"too large for the {codec} codec"):
+        check_writer_arguments(codec, largest + 1)
+    with pytest.raises(ValueError, match="too large"):  # before any file is created
+        vortexfmt.open(tmp_path / "a.vtx", "wb", codec=codec, frame_size=spec.MAX_FRAME_SIZE)
+    assert not (tmp_path / "a.vtx").exists()
+    result = run_vortex("pack", "-", "-o", tmp_path / "b.vtx", "--codec", codec,
+                        "--frame-size", str(spec.MAX_FRAME_SIZE), input=b"x")
+    assert result.returncode == 2 and b"too large" in result.stderr
+    assert b"Traceback" not in result.stderr and not (tmp_path / "b.vtx").exists()
 
 def test_the_built_in_model_state_fits_the_per_lane_allowance():
     state = limits.model_lane_state_bytes(n_layers=2, d_model=48, window=32, memory=16,

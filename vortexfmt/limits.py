@@ -119,6 +119,41 @@ def neural_frame_memory(raw_size: int, payload_size: int, lane_length: int,
     return need
 
 
+
+def model_lane_length_within(raw_size: int, lane_length: int, mixed: bool,
+                             limit: int = DEFAULT_MEMORY_LIMIT) -> int | None:
+    """The lane length a writer uses for a model-codec frame of `raw_size` bytes so that every
+    reader decodes it within `limit` (the default limit: what a writer produces must always
+    fit it): `lane_length` if its frame fits (with the largest payload FORMAT.md allows),
+    else `lane_length` doubled until it fits (longer lanes, fewer of them: less state), or
+    None when no lane length up to FORMAT.md's largest fits (the frame is too large for the
+    model codecs)."""
+    from vortexfmt.spec import max_payload_size
+
+    payload = max_payload_size(raw_size)
+    while True:
+        lanes = neural_lane_count(raw_size, lane_length)
+        if (not mixed or lanes <= neural_layout.MAX_MIXED_LANES) and \
+                neural_frame_memory(raw_size, payload, lane_length, mixed) <= limit:
+            return lane_length
+        if lane_length >= neural_layout.MAX_LANE_LENGTH:
+            return None
+        lane_length = min(neural_layout.MAX_LANE_LENGTH, 2 * lane_length)
+
+
+def largest_model_frame(mixed: bool, limit: int = DEFAULT_MEMORY_LIMIT) -> int:
+    """The largest frame, in raw bytes, a model codec (neural, or with `mixed` the mixed
+    codec) can write within `limit` at the longest lanes FORMAT.md allows."""
+    low, high = 0, 1 << 40  # memory grows with the frame at a fixed lane length
+    while low < high:
+        middle = (low + high + 1) // 2
+        if model_lane_length_within(middle, neural_layout.MAX_LANE_LENGTH, mixed,
+                                    limit) is None:
+            high = middle - 1
+        else:
+            low = middle
+    return low
+
 # --- stored (0), zstd (1), lzma (3) -------------------------------------------------------------
 
 #: libzstd's default window limit, which the reader keeps (FORMAT.md "Frame codecs").

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import xxhash
 
-from vortexfmt import spec
+from vortexfmt import limits, spec
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
 from vortexfmt.codecs.auto import FrameEncoder
 from vortexfmt.container import structures
@@ -29,6 +29,13 @@ def check_writer_arguments(codec: str, frame_size: int, threads: int = 1) -> Non
     if not spec.MIN_FRAME_SIZE <= frame_size <= spec.MAX_FRAME_SIZE:
         raise ValueError(f"frame size must lie in {spec.MIN_FRAME_SIZE}.."
                          f"{spec.MAX_FRAME_SIZE}, got {frame_size}")
+    if codec in ("neural", "mixed"):  # what a writer produces must fit every reader's default
+        largest = limits.largest_model_frame(mixed=codec == "mixed")
+        if frame_size > largest:
+            raise ValueError(f"frame size {frame_size} is too large for the {codec} codec: a "
+                             f"reader would need more than "
+                             f"{limits.format_bytes(limits.DEFAULT_MEMORY_LIMIT)} to decode a "
+                             f"frame; at most {largest} bytes")
 
 
 class ArchiveWriter(io.BufferedIOBase):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zstandard
 
+from vortexfmt import limits
 from vortexfmt.neural import lanes
 from vortexfmt.neural.files import ModelFile
 from vortexfmt.spec import CodecId
@@ -35,11 +36,20 @@ class NeuralCodec:
         """The lane length for `raw`, sized from what the best classical codec made of it
         (or zstd -9 when no size is given), so that each step's stream is long enough."""
         if self.lane_length:
-            return self.lane_length
-        if classical_size is None:
-            classical_size = len(zstandard.ZstdCompressor(level=9).compress(raw))
-        return lanes.default_lane_length(len(raw), self.mixed,
-                                         8 * classical_size / max(1, len(raw)))
+            length = self.lane_length
+        else:
+            if classical_size is None:
+                classical_size = len(zstandard.ZstdCompressor(level=9).compress(raw))
+            length = lanes.default_lane_length(len(raw), self.mixed,
+                                               8 * classical_size / max(1, len(raw)))
+        # what a writer produces must decode within every reader's default memory limit
+        fitting = limits.model_lane_length_within(len(raw), length, self.mixed)
+        if fitting is None or (self.lane_length and fitting != length):
+            raise ValueError(
+                f"a {self.name} frame of {len(raw)} bytes in lanes of {length} bytes would need "
+                f"more than {limits.format_bytes(limits.DEFAULT_MEMORY_LIMIT)} to decode; "
+                f"frames of at most {limits.largest_model_frame(self.mixed)} bytes fit")
+        return fitting
 
     def encode(self, raw: bytes) -> bytes:
         return lanes.encode_frame(self.model.runtime(self.device), raw, self._lane_length(raw),
