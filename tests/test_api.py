@@ -216,3 +216,14 @@ def test_text_mode_over_a_file_object():
     sink.seek(0)
     with vortexfmt.open(sink, "rt", encoding="utf-8") as source:
         assert source.readlines() == ["hello\n"]
+
+
+def test_every_error_a_caller_may_catch_is_exported():
+    from vortexfmt import errors
+
+    for name in ("VortexError", "VortexFormatError", "FrameDamageError", "FrameMemoryError",
+                 "ModelMismatchError", "MissingExtraError", "UnsupportedCodecError",
+                 "CodingCancelled"):
+        assert getattr(vortexfmt, name) is getattr(errors, name)
+        assert name in vortexfmt.__all__
+        assert issubclass(getattr(vortexfmt, name), vortexfmt.VortexError)

@@ -6,6 +6,8 @@ from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
 from vortexfmt.errors import (
     CodingCancelled,
     FrameDamageError,
+    FrameMemoryError,
+    MissingExtraError,
     ModelMismatchError,
     UnsupportedCodecError,
     VortexError,
@@ -16,6 +18,7 @@ __version__ = "0.8.0"
 
 __all__ = [
     "DEFAULT_FRAME_SIZE", "ArchiveReader", "ArchiveWriter", "CodingCancelled", "FrameDamageError",
-    "ModelMismatchError", "UnsupportedCodecError", "VortexError", "VortexFormatError",
+    "FrameMemoryError", "MissingExtraError", "ModelMismatchError", "UnsupportedCodecError",
+    "VortexError", "VortexFormatError",
     "compress", "decompress", "open",
 ]
