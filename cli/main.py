@@ -440,7 +440,7 @@ def verify(archives, model, device, threads, memory_limit, quiet):
             except VortexError as error:
                 fail(f"{_display(archive)}: {error}")
         if not report.ok:
-            _report_damage(archive, report, False, None)
+            _report_damage(archive, report, False, None, verifying=True)
             raise Failed(1)
         if not quiet:
             click.echo(f"{_display(archive)}: OK ({len(report.layout.frames)} frames, "
@@ -453,16 +453,25 @@ class _Damaged(Exception):
     """Raised inside the output context so the partial output is removed."""
 
 
-def _report_damage(archive, report, salvaged: bool, output) -> None:
+def _report_damage(archive, report, salvaged: bool, output,
+                   verifying: bool = False) -> None:
     for damage in report.damage:
         click.echo(f"vortex: {_display(archive)}: {damage.describe()}", err=True)
     if salvaged:
         click.echo(f"vortex: {_display(archive)}: salvaged {report.raw_written} bytes to "
                    f"{_display(output, output=True)}; damaged ranges are filled with zeros",
                    err=True)
-    else:
-        click.echo(f"vortex: {_display(archive)}: damaged, nothing written "
+    elif not verifying:
+        click.echo(f"vortex: {_display(archive)}: {_what_failed(report)}, nothing written "
                    "(--salvage recovers the intact frames)", err=True)
+    else:
+        click.echo(f"vortex: {_display(archive)}: {_what_failed(report)}", err=True)
+
+
+def _what_failed(report) -> str:
+    if all(damage.over_memory_limit for damage in report.damage):
+        return "not decoded: frames need more memory than the limit"
+    return "damaged"
 
 
 def _unpack_stream(source, output, model, device, threads, quiet, limit) -> None:

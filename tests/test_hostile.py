@@ -400,3 +400,27 @@ def test_error_family():
     assert issubclass(FrameMemoryError, VortexFormatError)
     assert limits.format_bytes(int(4.625 * limits.GiB)) == "4.6 GiB"
     assert limits.format_bytes(320 * limits.MiB) == "320 MiB"
+
+
+def test_the_cli_names_a_memory_limit_refusal_as_such_not_as_damage(tmp_path):
+    archive = tmp_path / "a.vtx"
+    archive.write_bytes(vortexfmt.compress(b"records of a kind, " * 2000, codec="cm"))
+    verify = run_vortex("verify", "--memory-limit", "1M", archive)
+    assert verify.returncode == 1
+    last = verify.stderr.decode().strip().splitlines()[-1]
+    assert last.endswith("not decoded: frames need more memory than the limit")
+    assert "nothing written" not in last and "damaged" not in last
+    unpack = run_vortex("unpack", "--memory-limit", "1M", archive, "-o", tmp_path / "out")
+    assert unpack.returncode == 1 and not (tmp_path / "out").exists()
+    assert b"more memory than the limit, nothing written" in unpack.stderr
+    assert run_vortex("verify", archive).returncode == 0
+
+
+def test_verify_of_a_damaged_archive_says_damaged_and_does_not_mention_writing(tmp_path):
+    blob = bytearray(vortexfmt.compress(b"records of a kind, " * 2000, codec="cm"))
+    blob[60] ^= 0xFF  # inside the frame's payload
+    archive = tmp_path / "a.vtx"
+    archive.write_bytes(bytes(blob))
+    verify = run_vortex("verify", archive)
+    assert verify.returncode == 1
+    assert verify.stderr.decode().strip().splitlines()[-1].endswith(": damaged")

@@ -13,7 +13,7 @@ from vortexfmt.container.frames import describe
 from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.structures import IndexEntry
-from vortexfmt.errors import FrameDamageError
+from vortexfmt.errors import FrameDamageError, FrameMemoryError
 from vortexfmt.limits import check_memory_limit
 
 
@@ -25,6 +25,8 @@ class Damage:
     raw_offset: int
     raw_size: int | None  # None: everything from raw_offset on (a truncated archive)
     reason: str
+    #: The frame may be whole: it was refused for needing more memory than the limit.
+    over_memory_limit: bool = False
 
     def describe(self) -> str:
         if self.raw_size is None:
@@ -101,7 +103,8 @@ def _check_frames(report: CheckReport, frames: FrameReadAhead,
                 raw = frames.frame(number)
             except FrameDamageError as error:
                 raw = None
-                report.damage.append(Damage(number, entry.raw_offset, size, str(error)))
+                report.damage.append(Damage(number, entry.raw_offset, size, str(error),
+                                            isinstance(error, FrameMemoryError)))
         if raw is None:
             if salvage:
                 raw = bytes(size)
