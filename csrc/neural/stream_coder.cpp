@@ -3,9 +3,7 @@
 // the neural and mixed codecs need neither torchac nor its backend, which torch's JIT
 // compiles on import. tests/test_stream_coder.py holds the streams equal to torchac's.
 //
-// The coder (Mark Nelson's, as torchac has it; cm_kernel.cpp's Encoder/Decoder are the same
-// coder for two symbols): 32-bit low and high, 16-bit CDFs, pending (underflow) bits,
-// bits written most significant first, the last byte padded with zeros. A CDF row holds
+// The coder is csrc/arithmetic_coder.h (cm codes bits with the same one). A CDF row holds
 // Lp = L + 1 uint16 values (stored in int16: 2^16 wraps to 0) for symbols 0..L-1; the top
 // of the last symbol is always 2^16, so a row's last entry is never read.
 #include <pybind11/numpy.h>
@@ -14,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "arithmetic_coder.h"
 #include "array_support.h"
 
 namespace py = pybind11;
@@ -21,60 +20,6 @@ namespace py = pybind11;
 namespace {
 
 using vortex::kAny;
-
-class BitWriter {
- public:
-  explicit BitWriter(std::string& out) : out_(out) {}
-  void bit(int b) {
-    cache_ = static_cast<uint8_t>((cache_ << 1) | b);
-    if (++count_ == 8) {
-      out_.push_back(static_cast<char>(cache_));
-      count_ = 0;
-    }
-  }
-  void bit_and_pending(int b, uint64_t& pending) {
-    bit(b);
-    for (; pending > 0; --pending) bit(!b);
-  }
-  void flush() {  // pad the last byte with zeros
-    while (count_ != 0) bit(0);
-  }
-
- private:
-  std::string& out_;
-  uint8_t cache_ = 0, count_ = 0;
-};
-
-// Bits of the stream, most significant first; zeros past its end (as torchac reads them).
-class BitReader {
- public:
-  BitReader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  void shift_into(uint32_t& value) {
-    if (left_ == 0) {
-      if (next_ == size_) {
-        value <<= 1;
-        return;
-      }
-      cache_ = data_[next_++];
-      left_ = 8;
-    }
-    value = (value << 1) | ((cache_ >> (left_ - 1)) & 1u);
-    --left_;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t next_ = 0;
-  uint8_t cache_ = 0, left_ = 0;
-};
-
-// The interval [low, high] narrowed to a symbol's [c_low, c_high) out of 2^16.
-inline void narrow(uint32_t& low, uint32_t& high, uint32_t c_low, uint32_t c_high) {
-  const uint64_t span = uint64_t{high} - uint64_t{low} + 1;
-  high = (low - 1) + static_cast<uint32_t>((span * c_high) >> 16);
-  low = low + static_cast<uint32_t>((span * c_low) >> 16);
-}
 
 // The bounds of `symbol` in a row of `lp` entries: the top of the last symbol is 2^16.
 inline void bounds(const uint16_t* row, int64_t symbol, int64_t lp, uint32_t& c_low,
@@ -103,68 +48,30 @@ inline int64_t find(const uint16_t* row, uint16_t target, int64_t lp) {
 
 void encode_rows(const uint16_t* cdf, const int16_t* symbols, int64_t n, int64_t lp,
                  std::string& out) {
-  BitWriter writer(out);
-  uint32_t low = 0, high = 0xFFFFFFFFu;
-  uint64_t pending = 0;
+  vortex::ArithmeticEncoder coder;
+  coder.reserve(out.capacity());
   for (int64_t i = 0; i < n; ++i) {
     uint32_t c_low, c_high;
     bounds(cdf + i * lp, symbols[i], lp, c_low, c_high);
-    narrow(low, high, c_low, c_high);
-    for (;;) {
-      if (high < 0x80000000u) {
-        writer.bit_and_pending(0, pending);
-        low <<= 1;
-        high = (high << 1) | 1u;
-      } else if (low >= 0x80000000u) {
-        writer.bit_and_pending(1, pending);
-        low <<= 1;
-        high = (high << 1) | 1u;
-      } else if (low >= 0x40000000u && high < 0xC0000000u) {
-        ++pending;
-        low = (low << 1) & 0x7FFFFFFFu;
-        high = (high << 1) | 0x80000001u;
-      } else {
-        break;
-      }
-    }
+    coder.encode(c_low, c_high);
   }
-  ++pending;
-  writer.bit_and_pending(low < 0x40000000u ? 0 : 1, pending);
-  writer.flush();
+  out = coder.finish();
 }
 
 void decode_rows(const uint16_t* cdf, const uint8_t* data, size_t size, int64_t n,
                  int64_t lp, int16_t* out) {
-  BitReader reader(data, size);
-  uint32_t low = 0, high = 0xFFFFFFFFu, value = 0;
-  for (int i = 0; i < 32; ++i) reader.shift_into(value);
+  vortex::ArithmeticDecoder coder(data, size);
   for (int64_t i = 0; i < n; ++i) {
     const uint16_t* row = cdf + i * lp;
-    const uint64_t span = uint64_t{high} - uint64_t{low} + 1;
     // torchac's arithmetic, wrapping included (value < low only in a corrupt stream), and
     // its truncation of the quotient to 16 bits.
-    const uint16_t count = static_cast<uint16_t>(
-        ((uint64_t{value} - uint64_t{low} + 1) * 0x10000u - 1) / span);
+    const uint16_t count = static_cast<uint16_t>((coder.offset() * 0x10000u - 1) / coder.span());
     const int64_t symbol = find(row, count, lp);
     out[i] = static_cast<int16_t>(symbol);
     if (i == n - 1) break;  // torchac stops updating after the last symbol
     uint32_t c_low, c_high;
     bounds(row, symbol, lp, c_low, c_high);
-    narrow(low, high, c_low, c_high);
-    for (;;) {
-      if (low >= 0x80000000u || high < 0x80000000u) {
-        low <<= 1;
-        high = (high << 1) | 1u;
-        reader.shift_into(value);
-      } else if (low >= 0x40000000u && high < 0xC0000000u) {
-        low = (low << 1) & 0x7FFFFFFFu;
-        high = (high << 1) | 0x80000001u;
-        value -= 0x40000000u;
-        reader.shift_into(value);
-      } else {
-        break;
-      }
-    }
+    coder.consume(c_low, c_high);
   }
 }
 
