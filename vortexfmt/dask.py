@@ -1,0 +1,291 @@
+"""Packing and unpacking on a Dask cluster (dask.distributed), and Zarr arrays written with
+Vortex's codec as dask arrays.
+
+    from distributed import Client
+    from vortexfmt.dask import pack_files, unpack_files, read_zarr
+
+    client = Client("tcp://scheduler:8786")
+    pack_files(["a.bin", "b.bin"], ["a.bin.vtx", "b.bin.vtx"], client, codec="cm")
+    unpack_files(["a.bin.vtx"], ["a.out"], client)
+    array = read_zarr("signal.zarr")          # a dask.array, decoded chunk by chunk
+
+Paths are read and written by the workers and by this process, so every worker must see
+them at the same path (a shared file system, as with dask's own file readers).
+
+Files are distributed whole (a worker packs or unpacks one file into its output) when
+there are at least as many files as worker threads; otherwise each file is cut into its
+frames: workers read and encode (or decode) one frame each, and this process writes the
+archive (or the content) in order. Packing frame by frame, the workers use the frame
+encoder the archive writer uses and this process assembles their payloads with the
+archive writer itself, so the archive is byte for byte what ``vortex pack`` writes with
+the same options. Each archive frame a worker encoded is checked against the bytes this
+process read (XXH64): a file that changes meanwhile is an error, never a wrong archive.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import xxhash
+
+from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.container.layout import read_layout
+from vortexfmt.container.reader import ArchiveReader
+from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter, check_writer_arguments
+from vortexfmt.errors import VortexError, VortexFormatError
+
+COPY_CHUNK = 1 << 20
+SPLITS = ("auto", "files", "frames")
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What became of one file: sizes in bytes, or the exception that stopped it."""
+
+    input: str
+    output: str
+    raw_size: int = 0
+    packed_size: int = 0
+    error: BaseException | None = None
+
+
+def pack_files(inputs: Sequence[str], outputs: Sequence[str] | None = None, client=None, *,
+               split: str = "auto", errors: str = "raise", codec: str = "auto",
+               level: int | None = None,
+               frame_size: int = DEFAULT_FRAME_SIZE) -> list[FileResult]:
+    """Pack each input file into its output archive (default: INPUT.vtx) on the cluster.
+
+    `client` is a distributed.Client, a scheduler address, or None for the current client.
+    `split`: ``files`` (one task a file), ``frames`` (one task a frame) or ``auto`` (files
+    when there are at least as many as worker threads). `codec`, `level` and `frame_size`
+    are ArchiveWriter's. Outputs appear only when complete (written beside the target and
+    renamed). With `errors` ``raise`` the first failure is raised (in input order) once
+    every file is done; with ``return`` it is the `error` of that file's result.
+    """
+    check_writer_arguments(codec, frame_size)
+    FrameEncoder(codec, level=level)  # ValueError for options no worker could use
+    options = {"codec": codec, "level": level, "frame_size": frame_size}
+    return _run(_pack_whole, _pack_by_frames, inputs, outputs, client, split, errors,
+                options, lambda path: path + ".vtx")
+
+
+def unpack_files(inputs: Sequence[str], outputs: Sequence[str] | None = None, client=None,
+                 *, split: str = "auto", errors: str = "raise",
+                 memory_limit: int | None = None) -> list[FileResult]:
+    """Unpack each input archive into its output file (default: the input without .vtx)
+    on the cluster, checking every frame checksum and the whole-content checksum; damage
+    raises VortexFormatError and leaves no output. Arguments as pack_files'."""
+    def default(path: str) -> str:
+        if not path.endswith(".vtx") or len(os.path.basename(path)) <= 4:
+            raise ValueError(f"cannot name the output of {path} (no .vtx suffix)")
+        return path[:-4]
+
+    return _run(_unpack_whole, _unpack_by_frames, inputs, outputs, client, split, errors,
+                {"memory_limit": memory_limit}, default)
+
+
+def read_zarr(store, component: str | None = None):
+    """A Zarr array (written with Vortex's codec or any other) as a dask.array whose chunks
+    are the array's chunks, each decoded on the worker that computes it."""
+    import dask.array
+
+    return dask.array.from_zarr(store, component=component)
+
+
+# --- Running jobs --------------------------------------------------------------------------
+
+
+def _run(whole, by_frames, inputs, outputs, client, split, errors, options, default_output):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    inputs = [os.fspath(path) for path in inputs]
+    outputs = [default_output(path) for path in inputs] if outputs is None else \
+        [os.fspath(path) for path in outputs]
+    if len(outputs) != len(inputs):
+        raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
+    client = _client(client)
+    if split == "auto":
+        split = "files" if len(inputs) >= sum(client.nthreads().values()) else "frames"
+    if split == "files":
+        futures = [client.submit(whole, source, target, options, pure=False)
+                   for source, target in zip(inputs, outputs)]
+        results = []
+        for source, target, future in zip(inputs, outputs, futures):
+            try:
+                results.append(FileResult(source, target, *future.result()))
+            except Exception as error:  # noqa: BLE001 (reported per file)
+                results.append(FileResult(source, target, error=error))
+    else:
+        results = []
+        for source, target in zip(inputs, outputs):
+            try:
+                results.append(FileResult(source, target,
+                                          *by_frames(client, source, target, options)))
+            except Exception as error:  # noqa: BLE001 (reported per file)
+                results.append(FileResult(source, target, error=error))
+    if errors == "raise":
+        for result in results:
+            if result.error is not None:
+                raise result.error
+    return results
+
+
+def _client(client):
+    from distributed import Client, get_client
+
+    if client is None:
+        return get_client()
+    if isinstance(client, str):
+        return Client(client)
+    return client
+
+
+class _atomic_output:
+    """A file that appears at `path` only when written whole (renamed on success)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self):
+        directory = os.path.dirname(os.path.abspath(self.path))
+        handle, self.temporary = tempfile.mkstemp(prefix=".vortex-", suffix=".part",
+                                                  dir=directory)
+        self.file = os.fdopen(handle, "wb")
+        return self.file
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            self.file.close()
+            if kind is None:
+                os.replace(self.temporary, self.path)
+        finally:
+            if os.path.exists(self.temporary):
+                os.unlink(self.temporary)
+
+
+# --- Whole files (run on workers) ----------------------------------------------------------
+
+
+def _pack_whole(source: str, target: str, options: dict) -> tuple[int, int]:
+    with open(source, "rb") as raw, _atomic_output(target) as sink, \
+            ArchiveWriter(sink, **options) as writer:
+        while block := raw.read(COPY_CHUNK):
+            writer.write(block)
+    return writer.raw_size, writer.packed_size
+
+
+def _unpack_whole(source: str, target: str, options: dict) -> tuple[int, int]:
+    with open(source, "rb") as archive, _atomic_output(target) as sink, \
+            ArchiveReader(archive, **options) as reader:
+        size = 0
+        while block := reader.read(COPY_CHUNK):  # to the end: the content checksum too
+            sink.write(block)
+            size += len(block)
+        packed = reader.layout.size
+    return size, packed
+
+
+# --- One file frame by frame ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _frame_encoder(codec: str, level: int | None, frame_size: int) -> FrameEncoder:
+    """The writer's encoder for these options, kept by each worker process."""
+    return FrameEncoder(codec, frame_size=frame_size, level=level)
+
+
+def _encode_frame(source: str, offset: int, options: dict) -> tuple[int, bytes, int]:
+    """(codec id, payload, XXH64 of the raw bytes) of the frame at `offset` (a worker)."""
+    with open(source, "rb") as raw:
+        raw.seek(offset)
+        frame = raw.read(options["frame_size"])
+    codec_id, payload = _frame_encoder(options["codec"], options["level"],
+                                       options["frame_size"]).encode(frame)
+    return codec_id, payload, xxhash.xxh64_intdigest(frame)
+
+
+class _EncodedFrames:
+    """The archive writer's frame encoder, for frames encoded on workers: hands over their
+    results in order, checking each against the bytes the writer was given."""
+
+    def __init__(self, local: FrameEncoder, futures: list, source: str) -> None:
+        self.model_id = local.model_id
+        self.version_minor = local.version_minor
+        self.thread_safe = False
+        self._futures = list(futures)
+        self._next = 0
+        self._source = source
+
+    def encode(self, raw: bytes) -> tuple[int, bytes]:
+        future = self._futures[self._next]
+        self._futures[self._next] = None  # let the worker drop the payload once read
+        self._next += 1
+        codec_id, payload, checksum = future.result()
+        if checksum != xxhash.xxh64_intdigest(raw):
+            raise VortexError(f"{self._source}: frame {self._next - 1} changed while it was "
+                              "being packed")
+        return codec_id, payload
+
+    def cancel(self) -> None:
+        for future in self._futures[self._next:]:
+            if future is not None:
+                future.cancel()
+
+    def close(self) -> None:
+        self.cancel()
+
+
+def _pack_by_frames(client, source: str, target: str, options: dict) -> tuple[int, int]:
+    frame_size = options["frame_size"]
+    size = os.path.getsize(source)
+    futures = [client.submit(_encode_frame, source, offset, options, pure=False)
+               for offset in range(0, size, frame_size)]
+    encoder = _EncodedFrames(FrameEncoder(options["codec"], frame_size=frame_size,
+                                          level=options["level"]), futures, source)
+    try:
+        with open(source, "rb") as raw, _atomic_output(target) as sink, \
+                ArchiveWriter(sink, frame_size=frame_size, encoder=encoder) as writer:
+            while block := raw.read(COPY_CHUNK):
+                writer.write(block)
+    finally:
+        encoder.cancel()
+    if writer.raw_size != size:
+        raise VortexError(f"{source}: {writer.raw_size} bytes read, {size} expected (the "
+                          "file changed while it was being packed)")
+    return writer.raw_size, writer.packed_size
+
+
+def _decode_frame(source: str, raw_offset: int, raw_size: int, options: dict) -> bytes:
+    """The raw bytes of the frame at `raw_offset`, checked against its checksum (a worker)."""
+    with open(source, "rb") as archive, ArchiveReader(archive, **options) as reader:
+        reader.seek(raw_offset)
+        return reader.read(raw_size)
+
+
+def _unpack_by_frames(client, source: str, target: str, options: dict) -> tuple[int, int]:
+    with open(source, "rb") as archive:
+        layout = read_layout(archive)
+    futures = [client.submit(_decode_frame, source, entry.raw_offset, entry.raw_size,
+                             options, pure=False) for entry in layout.frames]
+    content = xxhash.xxh64()
+    try:
+        with _atomic_output(target) as sink:
+            for number, future in enumerate(futures):
+                frame = future.result()
+                futures[number] = None
+                content.update(frame)
+                sink.write(frame)
+            if content.intdigest() != layout.trailer.content_checksum:
+                raise VortexFormatError("whole-content checksum mismatch: the archive is "
+                                        "damaged")
+    finally:
+        for future in futures:
+            if future is not None:
+                future.cancel()
+    return layout.raw_size, layout.size
