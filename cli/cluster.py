@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 import click
-
 from vortexfmt.cli.files import STDIO, check_can_write
+
 from vortexfmt.errors import VortexError
 
 DASK_EXTRA_HINT = "pip install 'vortexfmt[dask]'"
@@ -52,7 +52,7 @@ def run_on_dask(command: str, address: str, inputs: list[str], outputs: list[str
         except ValueError as error:
             raise click.UsageError(str(error)) from None
     status = 0
-    for given, target, result in zip(inputs, outputs, results):
+    for given, target, result in zip(inputs, outputs, results, strict=True):
         if result.error is not None:
             status = 1
             error = result.error

@@ -50,9 +50,9 @@ def main() -> None:
 
     from distributed import Client, LocalCluster, get_task_stream
 
+    from vortexfmt import dask as vdask
     from vortexfmt.codecs.auto import FrameEncoder
     from vortexfmt.container.writer import ArchiveWriter
-    from vortexfmt import dask as vdask
 
     data = open(args.file, "rb").read()
     frames = [data[i:i + frame_size] for i in range(0, len(data), frame_size)]
@@ -82,7 +82,8 @@ def main() -> None:
             pass
 
     start = time.perf_counter()
-    results = [Done((c, p, xxhash.xxh64_intdigest(f))) for (c, p), f in zip(payloads, frames)]
+    results = [Done((codec_id, payload, xxhash.xxh64_intdigest(frame)))
+               for (codec_id, payload), frame in zip(payloads, frames, strict=True)]
     sink = io.BytesIO()
     with ArchiveWriter(sink, frame_size=frame_size,
                        encoder=vdask._EncodedFrames(encoder, results, args.file)) as writer:

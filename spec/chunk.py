@@ -7,7 +7,6 @@ A fixed 17-byte header, then one frame payload of the codec it names.
 from __future__ import annotations
 
 from construct import Const, Int8ul, Int32ul, Int64ul, Struct
-
 from vortexfmt.spec import MAX_FRAME_SIZE, CodecId
 
 CHUNK_MAGIC = b"VXC"

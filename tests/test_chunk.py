@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vortexfmt.spec import MAX_FRAME_SIZE, max_payload_size
 
 import vortexfmt
 from vortexfmt import chunk
 from vortexfmt.container.layout import read_layout
 from vortexfmt.errors import VortexFormatError
-from vortexfmt.spec import MAX_FRAME_SIZE, max_payload_size
 
 #: Structured enough that every codec compresses it, small enough for cm to be quick.
 RECORDS = b"".join(struct.pack("<IHf", i, i % 7, i * 0.25) for i in range(3000))

@@ -12,8 +12,9 @@ import pytest
 pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-import vortexfmt  # noqa: E402
 from conftest import FIXTURES, leftovers, run_vortex  # noqa: E402
+
+import vortexfmt  # noqa: E402
 from vortexfmt import dask as vdask  # noqa: E402
 from vortexfmt.errors import VortexError, VortexFormatError  # noqa: E402
 
@@ -59,14 +60,14 @@ def test_pack_by_frames_is_byte_for_byte_the_cli(client, inputs, tmp_path, optio
 def test_whole_files_round_trip(client, inputs, tmp_path):
     results = vdask.pack_files(inputs, None, client, split="files", codec="lzma",
                                frame_size=64 << 10)
-    for path, result in zip(inputs, results):
+    for path, result in zip(inputs, results, strict=True):
         archive = Path(str(path) + ".vtx")
         assert result.output == str(archive)
         assert archive.read_bytes() == vortexfmt.compress(path.read_bytes(), codec="lzma",
                                                           frame_size=64 << 10)
     outputs = [tmp_path / (p.name + ".out") for p in inputs]
     vdask.unpack_files([str(p) + ".vtx" for p in inputs], outputs, client, split="files")
-    for path, out in zip(inputs, outputs):
+    for path, out in zip(inputs, outputs, strict=True):
         assert out.read_bytes() == path.read_bytes()
 
 

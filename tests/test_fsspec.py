@@ -10,10 +10,11 @@ import pytest
 
 fsspec = pytest.importorskip("fsspec")
 
-import vortexfmt  # noqa: E402
-import vortexfmt.fsspec  # noqa: E402, F401  (registers the compression)
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 from fsspec.implementations.memory import MemoryFileSystem  # noqa: E402
+
+import vortexfmt  # noqa: E402
+import vortexfmt.fsspec  # noqa: E402, F401  (registers the compression)
 from vortexfmt import spec  # noqa: E402
 from vortexfmt.errors import VortexFormatError  # noqa: E402
 

@@ -114,16 +114,16 @@ def _run(whole, by_frames, inputs, outputs, client, split, errors, options, defa
         split = "files" if len(inputs) >= sum(client.nthreads().values()) else "frames"
     if split == "files":
         futures = [client.submit(whole, source, target, options, pure=False)
-                   for source, target in zip(inputs, outputs)]
+                   for source, target in zip(inputs, outputs, strict=True)]
         results = []
-        for source, target, future in zip(inputs, outputs, futures):
+        for source, target, future in zip(inputs, outputs, futures, strict=True):
             try:
                 results.append(FileResult(source, target, *future.result()))
             except Exception as error:  # noqa: BLE001 (reported per file)
                 results.append(FileResult(source, target, error=error))
     else:
         results = []
-        for source, target in zip(inputs, outputs):
+        for source, target in zip(inputs, outputs, strict=True):
             try:
                 results.append(FileResult(source, target,
                                           *by_frames(client, source, target, options)))
