@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,32 @@ def test_garbage_never_decodes_silently(blob):
         assert "\n" not in str(error)
     else:  # only a well-formed chunk decodes, and then to bytes of its CRC
         assert zlib.crc32(raw) == struct.unpack_from("<I", blob, 13)[0]
+
+
+# --- Test vectors (fixtures/chunks, fixtures/make_chunks.py) ---------------------------------
+
+CHUNKS = Path(__file__).resolve().parent.parent / "fixtures" / "chunks"
+
+
+def _rows(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    names = lines[0].split("\t")
+    return [dict(zip(names, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+@pytest.mark.parametrize("row", _rows(CHUNKS / "MANIFEST.tsv"), ids=lambda row: row["name"])
+def test_vectors_decode(row):
+    raw = (CHUNKS / f"{row['name']}.bin").read_bytes()
+    blob = (CHUNKS / f"{row['name']}.vxc").read_bytes()
+    assert len(raw) == int(row["raw_size"])
+    assert chunk.decode(blob) == raw
+    if row["codec"] in ("stored", "cm", "auto"):  # our own bytes: written again exactly
+        assert chunk.encode(raw, row["codec"]) == blob
+
+
+@pytest.mark.parametrize("row", _rows(CHUNKS / "bad" / "EXPECTED.tsv"),
+                         ids=lambda row: row["file"])
+def test_bad_vectors_are_rejected(row):
+    with pytest.raises(VortexFormatError) as caught:
+        chunk.decode((CHUNKS / "bad" / row["file"]).read_bytes())
+    assert str(caught.value) == row["expected"]
