@@ -65,6 +65,16 @@ def test_numcodecs_round_trip_with_out():
     np.testing.assert_array_equal(out, data)
 
 
+def test_numcodecs_damage_is_vortexs_error():
+    codec = NumcodecsVortex(codec="lzma")
+    blob = bytearray(codec.encode(_measurements(2000)))
+    blob[-3] ^= 0x20
+    with pytest.raises(VortexFormatError, match="^vortex chunk: "):
+        codec.decode(bytes(blob))
+    with pytest.raises(VortexFormatError, match="^vortex chunk: truncated"):
+        codec.decode(bytes(blob[:16]), out=np.empty(2000, "<f4"))
+
+
 def test_numcodecs_config_round_trip():
     codec = NumcodecsVortex(level=5)
     config = codec.get_config()
