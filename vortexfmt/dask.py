@@ -32,7 +32,9 @@ from functools import lru_cache
 
 import xxhash
 
+from vortexfmt.codecs import FrameDecoders
 from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.container.frames import load_indexed_frame
 from vortexfmt.container.layout import read_layout
 from vortexfmt.container.reader import ArchiveReader
 from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter, check_writer_arguments
@@ -261,18 +263,21 @@ def _pack_by_frames(client, source: str, target: str, options: dict) -> tuple[in
     return writer.raw_size, writer.packed_size
 
 
-def _decode_frame(source: str, raw_offset: int, raw_size: int, options: dict) -> bytes:
-    """The raw bytes of the frame at `raw_offset`, checked against its checksum (a worker)."""
-    with open(source, "rb") as archive, ArchiveReader(archive, **options) as reader:
-        reader.seek(raw_offset)
-        return reader.read(raw_size)
+def _decode_frame(source: str, base: int, number: int, entry, file_header,
+                  options: dict) -> bytes:
+    """The raw bytes of frame `number`, read at its index entry and checked against its
+    checksum (a worker: it reads that frame's header and payload, nothing else)."""
+    decoders = FrameDecoders(file_header.model_id, memory_limit=options["memory_limit"])
+    with open(source, "rb") as archive:
+        return load_indexed_frame(archive, base, number, entry, file_header, decoders)
 
 
 def _unpack_by_frames(client, source: str, target: str, options: dict) -> tuple[int, int]:
     with open(source, "rb") as archive:
         layout = read_layout(archive)
-    futures = [client.submit(_decode_frame, source, entry.raw_offset, entry.raw_size,
-                             options, pure=False) for entry in layout.frames]
+    futures = [client.submit(_decode_frame, source, layout.base, number, entry,
+                             layout.header, options, pure=False)
+               for number, entry in enumerate(layout.frames)]
     content = xxhash.xxh64()
     try:
         with _atomic_output(target) as sink:
