@@ -71,19 +71,21 @@ def main() -> None:
     report["payload_bytes"] = sum(len(p) for _, p in payloads)
 
     # Serial assembly: what this process does per frame once the payloads are here
-    class Done:
-        def __init__(self, value):
-            self.value = value
+    class Ready:
+        """Payloads already here, handed over as the workers' would be."""
 
-        def result(self):
-            return self.value
+        def __init__(self, values):
+            self.values = iter(values)
+
+        def next(self):
+            return next(self.values)
 
         def cancel(self):
             pass
 
     start = time.perf_counter()
-    results = [Done((codec_id, payload, xxhash.xxh64_intdigest(frame)))
-               for (codec_id, payload), frame in zip(payloads, frames, strict=True)]
+    results = Ready([(codec_id, payload, xxhash.xxh64_intdigest(frame))
+                     for (codec_id, payload), frame in zip(payloads, frames, strict=True)])
     sink = io.BytesIO()
     with ArchiveWriter(sink, frame_size=frame_size,
                        encoder=vdask._EncodedFrames(encoder, results, args.file)) as writer:

@@ -101,18 +101,15 @@ def test_a_missing_input_is_its_files_error_only(client, inputs, tmp_path):
 
 
 def test_changed_input_is_refused():
-    class Done:
-        def __init__(self, value):
-            self.value = value
-
-        def result(self):
-            return self.value
+    class Results:
+        def next(self):
+            return 0, b"abc", 0  # not the XXH64 of b"abc"
 
         def cancel(self):
             pass
 
     encoder = vortexfmt.codecs.auto.FrameEncoder("stored")
-    frames = vdask._EncodedFrames(encoder, [Done((0, b"abc", 0))], "f.bin")
+    frames = vdask._EncodedFrames(encoder, Results(), "f.bin")
     with pytest.raises(VortexError, match="changed while it was being packed"):
         frames.encode(b"abc")
 

@@ -15,10 +15,12 @@ them at the same path (a shared file system, as with dask's own file readers).
 Files are distributed whole (a worker packs or unpacks one file into its output) when
 there are at least as many files as worker threads; otherwise each file is cut into its
 frames: workers read and encode (or decode) one frame each, and this process writes the
-archive (or the content) in order. Packing frame by frame, the workers use the frame
+archive (or the content) in order, keeping two frames per worker thread in flight (so
+memory and the scheduler hold a few frames whatever the file's size). Packing frame by
+frame, the workers use the frame
 encoder the archive writer uses and this process assembles their payloads with the
 archive writer itself, so the archive is byte for byte what ``vortex pack`` writes with
-the same options. Each archive frame a worker encoded is checked against the bytes this
+the same options. Each frame a worker encoded is checked against the bytes this
 process read (XXH64): a file that changes meanwhile is an error, never a wrong archive.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -212,32 +215,65 @@ def _encode_frame(source: str, offset: int, options: dict) -> tuple[int, bytes, 
     return codec_id, payload, xxhash.xxh64_intdigest(frame)
 
 
+class _InOrder:
+    """Results of tasks in order, with at most `window` of them submitted and not yet
+    taken: workers stay busy while neither the scheduler nor the workers' memory hold
+    more than `window` frames, however many the file has."""
+
+    def __init__(self, client, function, arguments: list[tuple], window: int) -> None:
+        self._client = client
+        self._function = function
+        self._pending = iter(arguments)
+        self._futures: deque = deque()
+        for _ in range(max(1, window)):
+            self._submit()
+
+    def _submit(self) -> None:
+        arguments = next(self._pending, None)
+        if arguments is not None:
+            self._futures.append(self._client.submit(self._function, *arguments, pure=False))
+
+    def next(self):
+        """The next task's result (its exception, raised)."""
+        future = self._futures.popleft()
+        self._submit()
+        return future.result()
+
+    def cancel(self) -> None:
+        self._pending = iter(())
+        while self._futures:
+            self._futures.popleft().cancel()
+
+
+def _window(client) -> int:
+    """Frames in flight: two per worker thread, so that none waits for its next frame."""
+    return 2 * max(1, sum(client.nthreads().values()))
+
+
 class _EncodedFrames:
     """The archive writer's frame encoder, for frames encoded on workers: hands over their
-    results in order, checking each against the bytes the writer was given."""
+    results in order, checking each against the bytes the writer was given. `results`
+    has next() (the next frame's (codec id, payload, XXH64 of its raw bytes)) and
+    cancel()."""
 
-    def __init__(self, local: FrameEncoder, futures: list, source: str) -> None:
+    def __init__(self, local: FrameEncoder, results, source: str) -> None:
         self.model_id = local.model_id
         self.version_minor = local.version_minor
         self.thread_safe = False
-        self._futures = list(futures)
-        self._next = 0
+        self._results = results
+        self._number = 0
         self._source = source
 
     def encode(self, raw: bytes) -> tuple[int, bytes]:
-        future = self._futures[self._next]
-        self._futures[self._next] = None  # let the worker drop the payload once read
-        self._next += 1
-        codec_id, payload, checksum = future.result()
+        codec_id, payload, checksum = self._results.next()
         if checksum != xxhash.xxh64_intdigest(raw):
-            raise VortexError(f"{self._source}: frame {self._next - 1} changed while it was "
+            raise VortexError(f"{self._source}: frame {self._number} changed while it was "
                               "being packed")
+        self._number += 1
         return codec_id, payload
 
     def cancel(self) -> None:
-        for future in self._futures[self._next:]:
-            if future is not None:
-                future.cancel()
+        self._results.cancel()
 
     def close(self) -> None:
         self.cancel()
@@ -246,17 +282,17 @@ class _EncodedFrames:
 def _pack_by_frames(client, source: str, target: str, options: dict) -> tuple[int, int]:
     frame_size = options["frame_size"]
     size = os.path.getsize(source)
-    futures = [client.submit(_encode_frame, source, offset, options, pure=False)
-               for offset in range(0, size, frame_size)]
+    results = _InOrder(client, _encode_frame, [(source, offset, options) for offset in
+                                               range(0, size, frame_size)], _window(client))
     encoder = _EncodedFrames(FrameEncoder(options["codec"], frame_size=frame_size,
-                                          level=options["level"]), futures, source)
+                                          level=options["level"]), results, source)
     try:
         with open(source, "rb") as raw, _atomic_output(target) as sink, \
                 ArchiveWriter(sink, frame_size=frame_size, encoder=encoder) as writer:
             while block := raw.read(COPY_CHUNK):
                 writer.write(block)
     finally:
-        encoder.cancel()
+        results.cancel()
     if writer.raw_size != size:
         raise VortexError(f"{source}: {writer.raw_size} bytes read, {size} expected (the "
                           "file changed while it was being packed)")
@@ -275,22 +311,19 @@ def _decode_frame(source: str, base: int, number: int, entry, file_header,
 def _unpack_by_frames(client, source: str, target: str, options: dict) -> tuple[int, int]:
     with open(source, "rb") as archive:
         layout = read_layout(archive)
-    futures = [client.submit(_decode_frame, source, layout.base, number, entry,
-                             layout.header, options, pure=False)
-               for number, entry in enumerate(layout.frames)]
+    results = _InOrder(client, _decode_frame,
+                       [(source, layout.base, number, entry, layout.header, options)
+                        for number, entry in enumerate(layout.frames)], _window(client))
     content = xxhash.xxh64()
     try:
         with _atomic_output(target) as sink:
-            for number, future in enumerate(futures):
-                frame = future.result()
-                futures[number] = None
+            for _ in layout.frames:
+                frame = results.next()
                 content.update(frame)
                 sink.write(frame)
             if content.intdigest() != layout.trailer.content_checksum:
                 raise VortexFormatError("whole-content checksum mismatch: the archive is "
                                         "damaged")
     finally:
-        for future in futures:
-            if future is not None:
-                future.cancel()
+        results.cancel()
     return layout.raw_size, layout.size
