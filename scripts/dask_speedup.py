@@ -123,10 +123,15 @@ def main() -> None:
                 elapsed = time.perf_counter() - start
                 if best is None or elapsed < best:
                     best = elapsed
-                    computes = [s["stop"] - s["start"] for task in stream.data
-                                for s in task["startstops"] if s["action"] == "compute"]
+                    spans = [(s["start"], s["stop"]) for task in stream.data
+                             for s in task["startstops"] if s["action"] == "compute"]
+                    computes = [stop - start for start, stop in spans]
+                    # tasks running at once, on average, from the first start to the last end
+                    concurrency = sum(computes) / (max(e for _, e in spans) -
+                                                   min(b for b, _ in spans))
             report[f"w{workers}_wall_s"] = best
             report[f"w{workers}_task_compute_s_mean"] = statistics.mean(computes)
+            report[f"w{workers}_concurrency"] = concurrency
             same = open("/tmp/dask_speedup.dask.vtx", "rb").read() == local
             report[f"w{workers}_same_as_cli"] = same
     if "w1_wall_s" in report and "w2_wall_s" in report:
