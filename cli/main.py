@@ -27,6 +27,7 @@ import sys
 import tempfile
 
 import click
+from vortexfmt.cli.cluster import dask_option, run_on_dask
 from vortexfmt.cli.files import STDIO, atomic_output, check_can_write, display, named
 from vortexfmt.cli.progress import progress_bar
 from vortexfmt.cli.sizes import SizeType
@@ -260,10 +261,11 @@ def main() -> None:
               help="Raw bytes per frame (e.g. 256K, 1M).")
 @_model_option
 @threads_option
+@dask_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @_quiet_option
-def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, threads, force,
-         quiet, **level_flags):
+def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, threads,
+         dask_address, force, quiet, **level_flags):
     """Compress each INPUT (- or none: stdin) into a Vortex archive INPUT.vtx."""
     inputs = list(inputs) or [STDIO]
     level = _chosen_level(level, level_flags)
@@ -275,6 +277,15 @@ def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, thr
         output = STDIO
     if output is not None and len(inputs) > 1:
         raise click.UsageError("-o and -c take one INPUT (archives do not concatenate)")
+    if dask_address is not None:
+        if model is not None or codec in ("neural", "mixed"):
+            raise click.UsageError("--dask packs with the codecs that need no model")
+        outputs = [output] if output is not None else [path + SUFFIX for path in inputs]
+        status = run_on_dask("pack", dask_address, inputs, outputs, force, quiet,
+                             codec=codec or "auto", level=level, frame_size=frame_size)
+        if status:
+            sys.exit(status)
+        return
 
     def one(input_path):
         _pack_one(input_path, output, codec or "auto", level, frame_size, model, device,
@@ -347,12 +358,13 @@ _display = display
 @_model_option
 @threads_option
 @_memory_limit_option
+@dask_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--salvage", is_flag=True,
               help="Write every intact frame, fill damaged ranges with zeros, list them.")
 @_quiet_option
-def unpack(archives, output, to_stdout, model, device, threads, memory_limit, force, salvage,
-           quiet):
+def unpack(archives, output, to_stdout, model, device, threads, memory_limit, dask_address,
+           force, salvage, quiet):
     """Decompress each ARCHIVE (- or none: stdin), checking every checksum.
 
     On damage the exit status is 1, the damaged frames are named with their raw byte
@@ -366,6 +378,16 @@ def unpack(archives, output, to_stdout, model, device, threads, memory_limit, fo
         output = STDIO
     if output not in (None, STDIO) and len(archives) > 1:
         raise click.UsageError("-o takes one ARCHIVE")
+    if dask_address is not None:
+        if model is not None or salvage:
+            raise click.UsageError("--dask unpacks without --model and --salvage")
+        outputs = [output] if output is not None else [_default_unpack_output(a)
+                                                       for a in archives]
+        status = run_on_dask("unpack", dask_address, archives, outputs, force, quiet,
+                             memory_limit=memory_limit)
+        if status:
+            sys.exit(status)
+        return
 
     def one(archive):
         _unpack_one(archive, output, model, device, threads, memory_limit, force, salvage,
@@ -374,16 +396,20 @@ def unpack(archives, output, to_stdout, model, device, threads, memory_limit, fo
     run_each(archives, one)
 
 
+def _default_unpack_output(archive: str) -> str:
+    """ARCHIVE without .vtx (stdout for stdin); a usage error when it has no such suffix."""
+    if archive == STDIO:
+        return STDIO
+    if archive.endswith(SUFFIX) and len(os.path.basename(archive)) > len(SUFFIX):
+        return archive[:-len(SUFFIX)]
+    raise click.UsageError(f"cannot name the output of {archive} (no {SUFFIX} suffix); use "
+                           "-o FILE")
+
+
 def _unpack_one(archive, output, model, device, threads, memory_limit, force, salvage,
                 quiet):
     if output is None:
-        if archive == STDIO:
-            output = STDIO
-        elif archive.endswith(SUFFIX) and len(os.path.basename(archive)) > len(SUFFIX):
-            output = archive[:-len(SUFFIX)]
-        else:
-            raise click.UsageError(f"cannot name the output of {archive} (no {SUFFIX} "
-                                   "suffix); use -o FILE")
+        output = _default_unpack_output(archive)
     _refuse_terminal_input(archive)
     check_can_write(output, force)
     limit = _memory_limit_kwargs(check_archive, memory_limit)

@@ -59,6 +59,11 @@ class ArchiveWriter(io.BufferedIOBase):
     `level` (1..9, vortexfmt.codecs.levels) picks a codec preset instead of `codec`,
     which must then be ``auto`` (the default, which level 9 equals).
 
+    `encoder`, if given, encodes the frames instead of the FrameEncoder that `codec`,
+    `level`, `model` and `device` would make: an object with FrameEncoder's encode(),
+    cancel(), close(), `model_id`, `version_minor` and `thread_safe` (vortexfmt.dask
+    hands over frames encoded on other machines this way, to be written as here).
+
     Every write to `fileobj` is checked: a short count is completed by writing the rest, a
     count of 0 or None raises OSError (EIO), and the first error writing (ENOSPC, EPIPE)
     is the writer's failure like a frame's, below: close() raises it again and writes
@@ -82,10 +87,10 @@ class ArchiveWriter(io.BufferedIOBase):
                  model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None, threads: int = 1,
-                 level: int | None = None) -> None:
+                 level: int | None = None, encoder: FrameEncoder | None = None) -> None:
         check_writer_arguments(codec, frame_size, threads)
-        self._encoder = FrameEncoder(codec, model, device, frame_size, threads=threads,
-                                     level=level)
+        self._encoder = encoder if encoder is not None else FrameEncoder(
+            codec, model, device, frame_size, threads=threads, level=level)
         self.threads = threads if self._encoder.thread_safe else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
             if self.threads > 1 else None
