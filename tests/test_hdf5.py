@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -369,6 +370,25 @@ def test_a_chunk_that_needs_more_than_the_memory_limit_is_refused(tmp_path):
     refused = _run(script, VORTEX_HDF5_MEMORY_LIMIT=str(20 << 20), VORTEX_HDF5_VERBOSE="1")
     assert refused.stdout == "refused\n"
     assert "needs 2" in refused.stderr and "above the limit of 20971520" in refused.stderr
+
+
+def test_the_hdf5_tools_write_with_the_plugin(tmp_path):
+    """h5repack, with the libhdf5 it was built with (Debian's hdf5-tools: HDF5 1.10),
+    compresses a file with the filter (set_local included) that h5py then reads."""
+    if shutil.which("h5repack") is None:
+        pytest.skip("h5repack is not installed (Debian: hdf5-tools)")
+    data = int32_channels()
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f.create_dataset("x", data=data, chunks=(4_096, 3))
+    env = {**os.environ, "HDF5_PLUGIN_PATH": str(vortex_hdf5.PLUGIN_DIR)}
+    subprocess.run(["h5repack", "-f", f"UD={vortex_hdf5.FILTER_ID},0,0",
+                    str(tmp_path / "plain.h5"), str(tmp_path / "packed.h5")],
+                   env=env, check=True, capture_output=True, timeout=TIMEOUT_S)
+    with h5py.File(tmp_path / "packed.h5") as f:
+        assert f["x"].id.get_create_plist().get_filter(0)[:3] == (
+            vortex_hdf5.FILTER_ID, 0, (0, 12, 4_096 * 12))
+        assert f["x"].id.read_direct_chunk((0, 0))[1][:5] == b"VXC\x01\x05"
+        assert np.array_equal(f["x"][...], data)
 
 
 # --- The package -------------------------------------------------------------------------------
