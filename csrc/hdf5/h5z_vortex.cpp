@@ -23,7 +23,9 @@
 // chunk declares against chunk_bytes when known: the chunk header has no checksum of its
 // own, and a damaged raw size would otherwise have the decoder produce up to a gigabyte of
 // garbage (minutes of cm) before the CRC-32 refuses it. The encoder refuses a chunk of
-// another size the same way (HDF5 then stores it unfiltered: the filter is optional).
+// another size the same way, so that it never writes what it would not read (HDF5 then
+// stores that chunk unfiltered where the filter is optional, as h5py sets it, and fails the
+// write where it is mandatory).
 //
 // A failure (a damaged chunk, a need above the memory limit, no memory) returns 0, HDF5's
 // filter failure, so that the caller gets HDF5's ordinary error (h5py: OSError). Nothing is
