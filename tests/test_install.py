@@ -44,6 +44,27 @@ def test_the_neural_extra_brings_torch():
     assert "torch" in neural
 
 
+def test_the_hdf5_extra_brings_h5py():
+    requirements = importlib.metadata.requires("vortexfmt") or []
+    hdf5 = {_requirement_name(r) for r in requirements if 'extra == "hdf5"' in r}
+    assert hdf5 == {"h5py"}
+
+
+def test_the_hdf5_plugin_is_built_into_the_package_without_h5py():
+    """HDF5's loader opens lib*.so files in the HDF5_PLUGIN_PATH directories and asks each
+    for its type (0, a filter) and its filter class; no h5py is needed for that."""
+    import ctypes
+
+    from vortexfmt import hdf5
+
+    assert hdf5.PLUGIN_FILE.parent == hdf5.PLUGIN_DIR
+    assert hdf5.PLUGIN_FILE.name.startswith("lib") and ".so" in hdf5.PLUGIN_FILE.name
+    plugin = ctypes.CDLL(str(hdf5.PLUGIN_FILE))
+    assert plugin.H5PLget_plugin_type() == 0
+    plugin.H5PLget_plugin_info.restype = ctypes.POINTER(ctypes.c_int * 2)
+    assert list(plugin.H5PLget_plugin_info().contents) == [1, hdf5.FILTER_ID]  # version, id
+
+
 @pytest.mark.parametrize("name", ["cm", "step", "mixing", "stream_coder"])
 def test_every_kernel_is_a_compiled_module_of_the_package(name):
     module = native.kernel(name)
