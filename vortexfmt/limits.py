@@ -55,14 +55,21 @@ def cm_table_bytes(table_bits: int) -> int:
         CM_MATCH_MODELS * 4 * (1 << match_bits)
 
 
-def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: int) -> int:
+#: Per raw byte of a frame with a numeric transform, what undoing it holds at once beside
+#: the decoded bytes: one field's columns, its values and their running sums, the frame
+#: rewritten, and the bytes returned.
+CM_NUMERIC_BYTES_PER_RAW_BYTE = 5
+
+
+def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: int,
+                    numeric: bool = False) -> int:
     """Memory to decode a cm frame:
 
         cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES
-        + raw_size + payload_size
+        + raw_size + payload_size  (+ CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if `numeric`)
     """
     return cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES + \
-        raw_size + payload_size
+        raw_size + payload_size + (CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if numeric else 0)
 
 
 # --- neural (codec 2) and mixed (codec 4): vortexfmt/neural/ -----------------------------------
