@@ -183,6 +183,20 @@ def test_any_transform_the_encoder_is_given_decodes_exactly(transform):
     assert CmCodec().decode(payload, len(data)) == data
 
 
+@settings(max_examples=25, deadline=None)
+@given(transforms, st.binary(max_size=1500), st.integers(1, 4))
+def test_any_transform_round_trips_through_the_codec(transform, data, lanes):
+    payload = CmCodec(lanes=lanes).encode_with(data, transform)
+    assert CmCodec().decode(payload, len(data)) == data
+
+
+def test_text_is_not_measured_when_no_layout_estimates_clearly_smaller():
+    def measure(sample, stride):
+        raise AssertionError("stage 2 ran")
+    assert numeric_search.choose_transform(text(100_000), None, measure, 0,
+                                           cm.SHORTEST_STRIDE) is None
+
+
 def test_the_search_finds_the_channels_of_a_multichannel_frame():
     data = random_walk(20_000, 4, "<i4", seed=3)  # 320 KB, records of 16 bytes
     payload = CmCodec().encode(data)

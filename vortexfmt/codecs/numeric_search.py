@@ -2,7 +2,9 @@
 
 Only the encoder runs this; the choice is recorded in the payload. Two stages:
 
-1. A cheap estimate ranks record layouts and per-field predictors: on the frame's first
+1. A cheap estimate ranks record layouts and per-field predictors (and, unless the user
+   gave a layout, ends the search when even the best is not clearly better than the
+   same estimate of the frame's bytes as they are): on the frame's first
    ESTIMATE_BYTES bytes, what an adaptive order-1 coder would spend on each field's
    transformed bytes (most significant first) given the byte's place in the value and the
    byte before it. Layouts
@@ -40,7 +42,10 @@ from vortexfmt.codecs.stride import choose_stride
 #: Frames below this size are not searched for a transform (unless a layout is given).
 AUTO_MIN_RAW_SIZE = 64 << 10
 #: Bytes of the frame the estimate (stage 1) reads.
-ESTIMATE_BYTES = 32 << 10
+ESTIMATE_BYTES = 16 << 10
+#: Stage 2 runs only if the best layout's estimate is below this fraction of the frame's
+#: own (its bytes as they are, each given the byte before): text and code skip it.
+PROMISING = 0.95
 #: Sample the cm kernel codes for each candidate (stage 2): 1/SAMPLE_FRACTION of the
 #: frame, at least SAMPLE_MIN_BYTES (all of a smaller frame), at most SAMPLE_MAX_BYTES.
 #: Four candidates of 1/20 each: about a fifth more encoding time.
@@ -80,8 +85,10 @@ def choose_transform(raw: bytes, layout: RecordLayout | None, measure: Measure,
         shapes = [tuple((f.width, f.big_endian) for f in layout.fields)]
     else:
         shapes = _guessed_shapes(identity_stride)
-    _, fields, undifferenced = min((_estimate(head, shape) for shape in shapes),
-                                   key=lambda estimate: estimate[0])
+    bits, fields, undifferenced = min((_estimate(head, shape) for shape in shapes),
+                                      key=lambda estimate: estimate[0])
+    if layout is None and bits >= PROMISING * _adaptive_bits(np.frombuffer(head, np.uint8), 1):
+        return None
     candidates = [Transform(fields), Transform(fields, PLANES)]
     if undifferenced != fields:
         candidates.append(Transform(undifferenced))
@@ -154,20 +161,17 @@ def _adaptive_bits(coded: np.ndarray, width: int) -> int:
 
 
 def _kt_bits(context: np.ndarray, symbols: np.ndarray) -> float:
-    contexts, totals = np.unique(context, return_counts=True)
-    pairs = np.unique(context << 8 | symbols, return_counts=True)[1]
-    table = _kt_tables(max(len(symbols), 1))
-    return float(table[1][totals].sum() - table[0][pairs].sum())
+    totals = np.bincount(context)
+    pairs = np.bincount(context << 8 | symbols)
+    return float(_KT_TABLES[1][totals].sum() - _KT_TABLES[0][pairs].sum())  # empty bins: 0
 
 
-_KT_TABLES: list = [np.zeros(1), np.zeros(1)]
-
-
-def _kt_tables(size: int):
+def _kt_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(sum_{k<c} log2(k + 1/2), sum_{k<n} log2(k + 128)) for every c, n <= size."""
-    if len(_KT_TABLES[0]) <= size:
-        length = max(size + 1, ESTIMATE_BYTES + 1)
-        steps = np.arange(length - 1, dtype=np.float64)
-        _KT_TABLES[:] = [np.concatenate(([0.0], np.cumsum(np.log2(steps + 0.5)))),
-                         np.concatenate(([0.0], np.cumsum(np.log2(steps + 128.0))))]
-    return _KT_TABLES
+    steps = np.arange(size, dtype=np.float64)
+    return (np.concatenate(([0.0], np.cumsum(np.log2(steps + 0.5)))),
+            np.concatenate(([0.0], np.cumsum(np.log2(steps + 128.0)))))
+
+
+#: Built once (threads share them): no count in an estimate exceeds ESTIMATE_BYTES.
+_KT_TABLES = _kt_tables(ESTIMATE_BYTES)
