@@ -103,16 +103,16 @@ class CmCodec:
 
     def encode(self, raw: bytes, stop: threading.Event | None = None,
                threads: int = 1) -> bytes:
-        """The payload of a frame. `threads=2` runs the model's context stage on a thread
-        of its own while this one mixes and codes: the same payload, in about two thirds
-        of the time where a core is free (decoding has no such choice: each bit is needed
-        before the next one's contexts)."""
+        """The payload of a frame: its bytes as they are, or rewritten by the numeric
+        transform that measured smaller (numeric_search). `threads=2` runs the model's
+        context stage on a thread of its own while this one mixes and codes: the same
+        payload, in about two thirds of the time where a core is free (decoding has no
+        such choice: each bit is needed before the next one's contexts)."""
         raw = bytes(raw)
         stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         transform = None
         if self.numeric:
-            transform = choose_transform(raw, self.layout, self._measurer(stop), stride,
-                                         SHORTEST_STRIDE)
+            transform = choose_transform(raw, self.layout, self._measurer(stop), stride)
         return self.encode_with(raw, transform, stop, threads, stride)
 
     def encode_with(self, raw: bytes, transform: numeric.Transform | None,
@@ -123,7 +123,7 @@ class CmCodec:
         raw = bytes(raw)
         if transform is not None:
             raw = numeric.apply(raw, transform)
-            stride = stride_for(transform, raw, SHORTEST_STRIDE)
+            stride = stride_for(transform)
         elif stride is None:
             stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         lanes = max(1, min(self.lanes, len(raw)))
@@ -150,8 +150,8 @@ class CmCodec:
         return header + b"".join(streams)
 
     def _measurer(self, stop: threading.Event | None):
-        """measure(data, stride): bytes of `data` coded in one lane (the transform search's
-        yardstick; stream lengths are integers, so the choice is the same everywhere)."""
+        """measure(data, stride): bytes of `data` coded in one lane, the transform search's
+        yardstick (an integer, computed the same on every machine)."""
         kernel = _kernel()
 
         def measure(data: bytes, stride: int) -> int:
