@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import vortexfmt
 from vortexfmt import VortexFormatError
-from vortexfmt.codecs import frame_need, numeric_search
+from vortexfmt.codecs import cm, frame_need, numeric_search
 from vortexfmt.codecs.cm import CmCodec, parse_header
 from vortexfmt.codecs.numeric import (
     INTERLEAVED,
@@ -238,6 +238,11 @@ def test_revision_1_payloads_without_the_flag_still_decode():
     payload = CmCodec(numeric=False).encode(data)
     assert payload[:2] == bytes([1, 0])
     assert CmCodec().decode(payload, len(data)) == data
+
+
+def test_no_frame_is_transformed_that_a_reader_would_refuse_by_default():
+    assert cm._fits_default_memory_limit(4 << 20, 1, cm.DEFAULT_MAX_TABLE_BITS)
+    assert not cm._fits_default_memory_limit(256 << 20, 1, cm.DEFAULT_MAX_TABLE_BITS)
 
 
 def test_frame_memory_counts_undoing_the_transform():

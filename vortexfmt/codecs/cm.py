@@ -111,7 +111,8 @@ class CmCodec:
         raw = bytes(raw)
         stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         transform = None
-        if self.numeric:
+        if self.numeric and _fits_default_memory_limit(len(raw), self.lanes,
+                                                       self.max_table_bits):
             transform = choose_transform(raw, self.layout, self._measurer(stop), stride)
         return self.encode_with(raw, transform, stop, threads, stride)
 
@@ -174,6 +175,18 @@ class CmCodec:
         except kernel.Cancelled:
             raise CodingCancelled("cm frame decoding cancelled") from None
         return data if header.transform is None else numeric.invert(data, header.transform)
+
+
+def _fits_default_memory_limit(raw_size: int, lanes: int, max_table_bits: int) -> bool:
+    """Whether a frame of `raw_size` bytes with a numeric transform decodes within the
+    readers' default memory limit (FORMAT.md "Memory"): the writer transforms no frame that
+    a reader would refuse by default (frames above about 85 MiB)."""
+    from vortexfmt import limits
+
+    lanes = max(1, min(lanes, raw_size))
+    return limits.cm_frame_memory(raw_size, spec.max_payload_size(raw_size),
+                                  table_bits_for(raw_size, max_table_bits), lanes,
+                                  numeric=True) <= limits.DEFAULT_MEMORY_LIMIT
 
 
 def parse_header(payload: bytes, raw_size: int):
