@@ -249,6 +249,18 @@ def main() -> None:
 
 # --- pack ---------------------------------------------------------------------------------------
 
+def _check_layout(context, parameter, value):
+    """--layout, read before any file is opened: a bad string is a usage error."""
+    if value is not None:
+        from vortexfmt.codecs.record_layout import LayoutError, parse_layout
+
+        try:
+            parse_layout(value)
+        except LayoutError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
+
+
 @main.command()
 @click.argument("inputs", metavar="[INPUT]...", nargs=-1)
 @click.option("-o", "--output", default=None, help="Archive to write (default INPUT.vtx; - "
@@ -259,12 +271,15 @@ def main() -> None:
 @_level_options
 @click.option("--frame-size", type=SizeType(), default=DEFAULT_FRAME_SIZE, show_default=True,
               help="Raw bytes per frame (e.g. 256K, 1M).")
+@click.option("--layout", default=None, metavar="STR", callback=_check_layout,
+              help="What the records are, for cm: a numpy dtype such as <i4 or >f8, "
+                   "channels as <f4:6ch, fields as <f4,<i4,<f8 (default: guessed).")
 @_model_option
 @threads_option
 @dask_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @_quiet_option
-def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, threads,
+def pack(inputs, output, to_stdout, codec, level, frame_size, layout, model, device, threads,
          dask_address, force, quiet, **level_flags):
     """Compress each INPUT (- or none: stdin) into a Vortex archive INPUT.vtx."""
     inputs = list(inputs) or [STDIO]
@@ -280,6 +295,8 @@ def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, thr
     if dask_address is not None:
         if model is not None or codec in ("neural", "mixed"):
             raise click.UsageError("--dask packs with the codecs that need no model")
+        if layout is not None:
+            raise click.UsageError("--layout does not go with --dask yet")
         outputs = [output] if output is not None else [path + SUFFIX for path in inputs]
         status = run_on_dask("pack", dask_address, inputs, outputs, force, quiet,
                              codec=codec or "auto", level=level, frame_size=frame_size)
@@ -289,13 +306,13 @@ def pack(inputs, output, to_stdout, codec, level, frame_size, model, device, thr
 
     def one(input_path):
         _pack_one(input_path, output, codec or "auto", level, frame_size, model, device,
-                  threads, force, quiet)
+                  threads, force, quiet, layout)
 
     run_each(inputs, one)
 
 
 def _pack_one(input_path, output, codec, level, frame_size, model, device, threads, force,
-              quiet):
+              quiet, layout=None):
     if output is None:
         output = STDIO if input_path == STDIO else input_path + SUFFIX
     _refuse_terminal_input(input_path)
@@ -314,7 +331,7 @@ def _pack_one(input_path, output, codec, level, frame_size, model, device, threa
                 atomic_output(output) as sink, \
                 ArchiveWriter(sink, codec=codec, level=level, frame_size=frame_size,
                               model=model, device=device, progress=progress,
-                              threads=resolve_threads(threads)) as writer:
+                              threads=resolve_threads(threads), layout=layout) as writer:
             while True:
                 try:
                     chunk = source.read(COPY_CHUNK)

@@ -179,12 +179,14 @@ def test_table_size_grows_with_the_frame_up_to_its_limit():
     assert cm.DEFAULT_MAX_TABLE_BITS <= layout.MAX_TABLE_BITS
 
 
-def test_archives_of_cm_frames_record_no_model_and_minor_version_2():
-    blob = vortexfmt.compress(text(10000), codec="cm")
-    with vortexfmt.open(io.BytesIO(blob)) as archive:
-        header = archive.header
-    assert header.model_id == bytes(32)
-    assert header.version_minor == 2
+def test_archives_of_cm_frames_record_no_model_and_minor_version_2_or_3():
+    # 1.3 where frames may be large enough for cm to search for a numeric transform
+    for frame_size, minor in ((4 << 20, 3), (60 << 10, 2)):
+        blob = vortexfmt.compress(text(10000), codec="cm", frame_size=frame_size)
+        with vortexfmt.open(io.BytesIO(blob)) as archive:
+            header = archive.header
+        assert header.model_id == bytes(32)
+        assert header.version_minor == minor
 
 
 # --- What a reader rejects ---------------------------------------------------------------------
@@ -205,7 +207,7 @@ def _with_header(payload: bytes, raw_size: int, **fields) -> bytes:
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"revision": 2}, "revision 2"),
-    ({"flags": 1}, "unknown flags"),
+    ({"flags": 2}, "unknown flags"),  # bit 0 is the numeric transform (format 1.3)
     ({"table_bits": layout.MIN_TABLE_BITS - 1}, "table_bits"),
     ({"table_bits": layout.MAX_TABLE_BITS + 1}, "table_bits"),
     ({"table_bits": layout.MIN_TABLE_BITS + 1}, "table_bits"),  # 19 bytes: 2^10 at most

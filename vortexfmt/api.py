@@ -19,7 +19,8 @@ from vortexfmt.container.writer import (
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
          model: object | None = None, device: str | None = None, threads: int = 1,
          encoding: str | None = None, errors: str | None = None,
-         newline: str | None = None, memory_limit: int | None = None):
+         newline: str | None = None, memory_limit: int | None = None,
+         layout: str | None = None):
     """Open a Vortex archive for reading or writing, like gzip.open().
 
     `file` is a path or a binary file object (which is not closed on close()). `mode` is
@@ -41,11 +42,17 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
     if binary_mode == "r":  # before a file is opened or created
+        if layout is not None:
+            raise ValueError("layout applies to writing only")
         check_threads(threads)
         check_memory_limit(memory_limit)
     else:
         if memory_limit is not None:
             raise ValueError("memory_limit applies to reading only")
+        if layout is not None:  # a bad string fails before a file is created
+            from vortexfmt.codecs.record_layout import parse_layout
+
+            parse_layout(layout)
         check_writer_arguments(codec, frame_size, threads)
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
@@ -56,7 +63,8 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
                                    memory_limit=memory_limit)
         else:
             stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
-                                   device=device, close_fileobj=owns_file, threads=threads)
+                                   device=device, close_fileobj=owns_file, threads=threads,
+                                   layout=layout)
     except BaseException:
         if owns_file:
             fileobj.close()
@@ -79,11 +87,12 @@ class _TextWriter(io.TextIOWrapper):
 
 def compress(data: bytes, *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,
              model: object | None = None, device: str | None = None,
-             threads: int = 1) -> bytes:
-    """Return a whole archive holding `data` (the same bytes for any `threads`)."""
+             threads: int = 1, layout: str | None = None) -> bytes:
+    """Return a whole archive holding `data` (the same bytes for any `threads`); `layout`
+    as for open()."""
     sink = io.BytesIO()
     with ArchiveWriter(sink, codec=codec, frame_size=frame_size, model=model,
-                       device=device, threads=threads) as writer:
+                       device=device, threads=threads, layout=layout) as writer:
         writer.write(data)
     return sink.getvalue()
 

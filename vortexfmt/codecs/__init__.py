@@ -158,7 +158,7 @@ def frame_need(codec_id: int, payload: bytes, raw_size: int) -> limits.FrameNeed
 
         header, _ = parse_header(payload, raw_size)
         return limits.FrameNeed(codec_id, limits.cm_frame_memory(
-            raw_size, size, header.table_bits, header.lanes),
+            raw_size, size, header.table_bits, header.lanes, header.transform is not None),
             f"cm tables of 2^{header.table_bits} buckets" + (
                 f", {header.lanes} lanes" if header.lanes > 1 else ""))
     if codec_id in MODEL_CODEC_IDS:

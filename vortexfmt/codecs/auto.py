@@ -25,9 +25,13 @@ class FrameEncoder:
 
     def __init__(self, codec: str = "auto", model: object | None = None,
                  device: str | None = None, frame_size: int | None = None,
-                 threads: int = 1, level: int | None = None) -> None:
+                 threads: int = 1, level: int | None = None,
+                 layout: str | None = None) -> None:
         """`level` (1..9, vortexfmt.codecs.levels) picks a preset instead of `codec`, which
-        must then be ``auto`` (or left out). `threads`: how many CPUs the caller's frames may keep busy. With more than one,
+        must then be ``auto`` (or left out). `layout` (vortexfmt.codecs.record_layout) says
+        what the records are to cm, which then measures that layout's numeric transform
+        against coding the bytes as they are; it needs cm among the codecs (LayoutError, a
+        ValueError, for a string that cannot be read). `threads`: how many CPUs the caller's frames may keep busy. With more than one,
         ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
         of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame of
         TWO_THREAD_MIN_RAW_SIZE bytes or more on two threads if it starts while fewer
@@ -45,6 +49,14 @@ class FrameEncoder:
         self.level = level
         self.auto = codec == "auto"
         names = options.get("candidates", AUTO_CANDIDATES) if self.auto else (codec,)
+        if layout is not None:
+            from vortexfmt.codecs.record_layout import parse_layout
+
+            if "cm" not in names:
+                raise ValueError("a layout is for the cm codec, which "
+                                 f"{'level ' + str(level) if level else repr(codec)} does "
+                                 "not use")
+            options = {**options, "layout": parse_layout(layout)}
         self.codecs = [_codec_for_writing(name, model, device, options) for name in names]
         if self.auto:  # leave out what auto would never try, then what this machine lacks
             if frame_size is not None:
@@ -55,6 +67,11 @@ class FrameEncoder:
                               if getattr(c, "model_id", None)), None)
         #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
         self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
+        if any(getattr(c, "may_transform", lambda size: False)(frame_size)
+               for c in self.codecs):  # 1.3: cm frames with a numeric transform
+            from vortexfmt.spec.cm import NUMERIC_MINOR_VERSION
+
+            self.version_minor = max(self.version_minor, NUMERIC_MINOR_VERSION)
         #: Whether encode() may run on several threads at once: the model codecs run torch,
         #: which has threads of its own, and keep state between frames.
         self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
@@ -174,6 +191,10 @@ AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
 
 def _codec_for_writing(name: str, model: object | None, device: str | None,
                        options: dict | None = None) -> FrameCodec:
+    if name == "cm" and options and "layout" in options:
+        from vortexfmt.codecs.cm import CmCodec
+
+        return CmCodec(layout=options["layout"])
     if name == "zstd" and options and "level" in options:
         from vortexfmt.codecs.zstd import ZstdCodec
 

@@ -4,6 +4,11 @@ Each bit of the frame is predicted by context models that learn as the frame is 
 (hashed byte contexts, a match model, record contexts) mixed by online-learnt weights, and
 arithmetic-coded with torchac's coder; `csrc/cm/` is the whole model and coder, compiled at install,
 in integer arithmetic. It needs no trained model, so archives that use it record none.
+
+Before the model codes a frame, the encoder may rewrite it with a numeric transform
+(vortexfmt.codecs.numeric: records of fields, differenced, zigzag-mapped, most significant
+byte first), chosen by measuring (vortexfmt.codecs.numeric_search) and recorded in the
+payload; the decoder undoes it. The frame as it is is always one of the candidates.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import threading
 from construct import ConstructError, StreamError
 
 from vortexfmt import native
+from vortexfmt.codecs import numeric
+from vortexfmt.codecs.numeric_search import AUTO_MIN_RAW_SIZE, choose_transform, stride_for
+from vortexfmt.codecs.record_layout import RecordLayout, parse_layout
 from vortexfmt.codecs.stats import EncodeStats
 from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import CodingCancelled, VortexFormatError
@@ -68,24 +76,59 @@ class CmCodec:
         """Load the kernel; raises KernelUnavailableError if it was not built."""
         _kernel()
 
-    def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS) -> None:
+    def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS,
+                 layout: str | RecordLayout | None = None, numeric: bool = True) -> None:
+        """`layout` (a layout string, vortexfmt.codecs.record_layout, or a parsed one) says
+        what the frames' records are; without it the encoder guesses, on frames of
+        numeric_search.AUTO_MIN_RAW_SIZE bytes or more. Either way a numeric transform is
+        used only where it measures smaller than coding the bytes as they are.
+        `numeric=False` never transforms (every payload is then a format 1.2 one).
+        Raises LayoutError (a ValueError) for a layout string that cannot be read."""
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
         self.lanes = lanes
         self.max_table_bits = max_table_bits
+        self.layout = parse_layout(layout) if isinstance(layout, str) else layout
+        if self.layout is not None and not numeric:
+            raise ValueError("a layout needs numeric transforms (numeric=True)")
+        self.numeric = numeric
         self.stats = EncodeStats()
         self._stats_lock = threading.Lock()
 
+    def may_transform(self, frame_size: int | None) -> bool:
+        """Whether frames of up to `frame_size` bytes (None: any) may get a numeric
+        transform, which needs format 1.3 (FrameEncoder records it in the header)."""
+        return self.numeric and (self.layout is not None or frame_size is None
+                                 or frame_size >= AUTO_MIN_RAW_SIZE)
+
     def encode(self, raw: bytes, stop: threading.Event | None = None,
                threads: int = 1) -> bytes:
-        """The payload of a frame. `threads=2` runs the model's context stage on a thread
-        of its own while this one mixes and codes: the same payload, in about two thirds
-        of the time where a core is free (decoding has no such choice: each bit is needed
-        before the next one's contexts)."""
+        """The payload of a frame: its bytes as they are, or rewritten by the numeric
+        transform that measured smaller (numeric_search). `threads=2` runs the model's
+        context stage on a thread of its own while this one mixes and codes: the same
+        payload, in about two thirds of the time where a core is free (decoding has no
+        such choice: each bit is needed before the next one's contexts)."""
         raw = bytes(raw)
+        stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
+        transform = None
+        if self.numeric and _fits_default_memory_limit(len(raw), self.lanes,
+                                                       self.max_table_bits):
+            transform = choose_transform(raw, self.layout, self._measurer(stop), stride)
+        return self.encode_with(raw, transform, stop, threads, stride)
+
+    def encode_with(self, raw: bytes, transform: numeric.Transform | None,
+                    stop: threading.Event | None = None, threads: int = 1,
+                    stride: int | None = None) -> bytes:
+        """The payload of a frame rewritten by `transform` (None: coded as it is), without
+        measuring; `stride`: the identity's record length if already known."""
+        raw = bytes(raw)
+        if transform is not None:
+            raw = numeric.apply(raw, transform)
+            stride = stride_for(transform)
+        elif stride is None:
+            stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         lanes = max(1, min(self.lanes, len(raw)))
         table_bits = table_bits_for(len(raw), self.max_table_bits)
-        stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         kernel = _kernel()
         try:
             streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop,
@@ -93,8 +136,11 @@ class CmCodec:
         except kernel.Cancelled:
             raise CodingCancelled("cm frame encoding cancelled") from None
         header = layout.CmPayloadHeader.build({
-            "revision": layout.CM_REVISION, "flags": 0, "table_bits": table_bits,
-            "stride": stride, "lanes": lanes})
+            "revision": layout.CM_REVISION,
+            "flags": layout.NUMERIC_FLAG if transform is not None else 0,
+            "table_bits": table_bits, "stride": stride,
+            "numeric": numeric.to_descriptor(transform) if transform is not None else None,
+            "lanes": lanes})
         header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]},
                                              lanes=lanes)
         with self._stats_lock:
@@ -104,21 +150,50 @@ class CmCodec:
             self.stats.coded_raw_bytes += len(raw)
         return header + b"".join(streams)
 
+    def _measurer(self, stop: threading.Event | None):
+        """measure(data, stride): bytes of `data` coded in one lane, the transform search's
+        yardstick (an integer, computed the same on every machine)."""
+        kernel = _kernel()
+
+        def measure(data: bytes, stride: int) -> int:
+            try:
+                streams, _ = kernel.encode(data, 1, table_bits_for(len(data),
+                                                                   self.max_table_bits),
+                                           stride, False, stop, 1)
+            except kernel.Cancelled:
+                raise CodingCancelled("cm frame encoding cancelled") from None
+            return sum(len(stream) for stream in streams)
+        return measure
+
     def decode(self, payload: bytes, raw_size: int,
                stop: threading.Event | None = None) -> bytes:
         header, streams = parse_payload(payload, raw_size)
         kernel = _kernel()
         try:
-            return kernel.decode(bytes(payload), streams, raw_size, header.table_bits,
+            data = kernel.decode(bytes(payload), streams, raw_size, header.table_bits,
                                  header.stride, stop)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame decoding cancelled") from None
+        return data if header.transform is None else numeric.invert(data, header.transform)
+
+
+def _fits_default_memory_limit(raw_size: int, lanes: int, max_table_bits: int) -> bool:
+    """Whether a frame of `raw_size` bytes with a numeric transform decodes within the
+    readers' default memory limit (FORMAT.md "Memory"): the writer transforms no frame that
+    a reader would refuse by default (frames above about 85 MiB)."""
+    from vortexfmt import limits
+
+    lanes = max(1, min(lanes, raw_size))
+    return limits.cm_frame_memory(raw_size, spec.max_payload_size(raw_size),
+                                  table_bits_for(raw_size, max_table_bits), lanes,
+                                  numeric=True) <= limits.DEFAULT_MEMORY_LIMIT
 
 
 def parse_header(payload: bytes, raw_size: int):
-    """(header, its size) of a cm payload: the fixed fields and `lanes`, checked, without
-    the stream lengths (what a reader needs to know the frame's memory, vortexfmt.limits);
-    raises VortexFormatError for anything FORMAT.md tells a reader to reject in them."""
+    """(header, its size) of a cm payload: the fixed fields, the numeric descriptor and
+    `lanes`, checked, without the stream lengths (what a reader needs to know the frame's
+    memory, vortexfmt.limits); `header.transform` is the numeric transform to undo, or
+    None. Raises VortexFormatError for anything FORMAT.md tells a reader to reject."""
     stream = io.BytesIO(payload)
     try:
         header = layout.CmPayloadHeader.parse_stream(stream)
@@ -129,8 +204,10 @@ def parse_header(payload: bytes, raw_size: int):
     if header.revision != layout.CM_REVISION:
         raise VortexFormatError(f"cm payload of revision {header.revision}; this reader "
                                 f"knows revision {layout.CM_REVISION}")
-    if header.flags != 0:
+    if header.flags & ~layout.KNOWN_FLAGS:
         raise VortexFormatError(f"cm payload has unknown flags {header.flags:#04x}")
+    header.transform = None if header.numeric is None else \
+        numeric.from_descriptor(header.numeric)
     largest = layout.max_table_bits(raw_size)
     if not layout.MIN_TABLE_BITS <= header.table_bits <= largest:
         raise VortexFormatError(f"cm payload table_bits {header.table_bits} is outside "

@@ -64,6 +64,11 @@ class ArchiveWriter(io.BufferedIOBase):
     cancel(), close(), `model_id`, `version_minor` and `thread_safe` (vortexfmt.dask
     hands over frames encoded on other machines this way, to be written as here).
 
+    `layout` (a layout string such as ``<i4`` or ``<f4:6ch``, vortexfmt.codecs.record_layout)
+    says what the records of the data are, for cm's numeric transforms (FORMAT.md "CM
+    payload"); without it cm guesses on frames of 64 KiB or more. It needs cm among the
+    codecs (auto or cm); a string that cannot be read raises LayoutError (a ValueError).
+
     Every write to `fileobj` is checked: a short count is completed by writing the rest, a
     count of 0 or None raises OSError (EIO), and the first error writing (ENOSPC, EPIPE)
     is the writer's failure like a frame's, below: close() raises it again and writes
@@ -87,10 +92,13 @@ class ArchiveWriter(io.BufferedIOBase):
                  model: object | None = None, device: str | None = None,
                  close_fileobj: bool = False,
                  progress: Callable[[int], None] | None = None, threads: int = 1,
-                 level: int | None = None, encoder: FrameEncoder | None = None) -> None:
+                 level: int | None = None, layout: str | None = None,
+                 encoder: FrameEncoder | None = None) -> None:
         check_writer_arguments(codec, frame_size, threads)
+        if encoder is not None and layout is not None:
+            raise ValueError("give an encoder or a layout, not both")
         self._encoder = encoder if encoder is not None else FrameEncoder(
-            codec, model, device, frame_size, threads=threads, level=level)
+            codec, model, device, frame_size, threads=threads, level=level, layout=layout)
         self.threads = threads if self._encoder.thread_safe else 1
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vortex-encode") \
             if self.threads > 1 else None
