@@ -15,6 +15,13 @@ CM_REVISION = 1
 MIN_TABLE_BITS = 10
 MAX_TABLE_BITS = 22
 MAX_STRIDE = 1024
+#: `flags` bit 0: the frame is primed with the archive's profile (its model learnt the
+#: profile's priming bytes before the frame's; FORMAT.md "Primed frames"). Format 1.3.
+FLAG_PRIMED = 0x01
+KNOWN_FLAGS = FLAG_PRIMED
+#: The most priming bytes a profile may hold (FORMAT.md "Profiles"): what a reader adds to
+#: a primed frame's memory need.
+MAX_PRIME_SIZE = 4 << 20
 
 CmPayloadHeader = Struct(
     "revision" / Int8ul,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vortexfmt.spec import cm as cm_layout
 from vortexfmt.spec import neural as neural_layout
 
 KiB = 1 << 10
@@ -55,14 +56,16 @@ def cm_table_bytes(table_bits: int) -> int:
         CM_MATCH_MODELS * 4 * (1 << match_bits)
 
 
-def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: int) -> int:
+def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: int,
+                    primed: bool = False) -> int:
     """Memory to decode a cm frame:
 
         cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES
-        + raw_size + payload_size
+        + raw_size + payload_size  (+ 2 * MAX_PRIME_SIZE for a primed frame: the
+        profile's priming bytes, and their copy before the frame in the model's buffer)
     """
     return cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES + \
-        raw_size + payload_size
+        raw_size + payload_size + (2 * cm_layout.MAX_PRIME_SIZE if primed else 0)
 
 
 # --- neural (codec 2) and mixed (codec 4): vortexfmt/neural/ -----------------------------------

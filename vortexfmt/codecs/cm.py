@@ -4,6 +4,10 @@ Each bit of the frame is predicted by context models that learn as the frame is 
 (hashed byte contexts, a match model, record contexts) mixed by online-learnt weights, and
 arithmetic-coded with torchac's coder; `csrc/cm/` is the whole model and coder, compiled at install,
 in integer arithmetic. It needs no trained model, so archives that use it record none.
+
+With a profile (vortexfmt.profiles), frames are *primed*: the model first learns the
+profile's priming bytes, so that a small frame starts warm; such a payload is flagged
+(FLAG_PRIMED) and the archive records the profile's id, which a reader needs to decode it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from construct import ConstructError, StreamError
 from vortexfmt import native
 from vortexfmt.codecs.stats import EncodeStats
 from vortexfmt.codecs.stride import choose_stride
-from vortexfmt.errors import CodingCancelled, VortexFormatError
+from vortexfmt.errors import CodingCancelled, ModelMismatchError, VortexFormatError
 from vortexfmt import spec
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
@@ -49,7 +53,6 @@ def _kernel():
 class CmCodec:
     codec_id = CodecId.CM
     name = "cm"
-    model_id = None  # needs no model
     #: `auto` tries cm on frames of at least this many bytes: below, setting up its tables
     #: (about a millisecond) costs more than the few bytes it could save over lzma.
     auto_min_raw_size = 256
@@ -68,11 +71,19 @@ class CmCodec:
         """Load the kernel; raises KernelUnavailableError if it was not built."""
         _kernel()
 
-    def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS) -> None:
+    def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS,
+                 profile=None) -> None:
+        """`profile` (a vortexfmt.profiles Profile): encode primed frames with its priming
+        bytes, table size and stride (one lane each), and decode primed frames; the codec's
+        `model_id` is then the profile's id."""
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
+        if profile is not None and lanes != 1:
+            raise ValueError("a primed frame has one lane")
         self.lanes = lanes
         self.max_table_bits = max_table_bits
+        self.profile = profile
+        self.model_id = profile.profile_id if profile is not None else None
         self.stats = EncodeStats()
         self._stats_lock = threading.Lock()
 
@@ -84,16 +95,22 @@ class CmCodec:
         before the next one's contexts)."""
         raw = bytes(raw)
         lanes = max(1, min(self.lanes, len(raw)))
-        table_bits = table_bits_for(len(raw), self.max_table_bits)
-        stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
+        if self.profile is not None:  # primed: the profile's settings, within the format's
+            settings = self.profile.settings
+            table_bits = min(settings.table_bits, layout.max_table_bits(len(raw)))
+            stride, prime, flags = settings.stride, self.profile.prime, layout.FLAG_PRIMED
+        else:
+            table_bits = table_bits_for(len(raw), self.max_table_bits)
+            stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
+            prime, flags = b"", 0
         kernel = _kernel()
         try:
             streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop,
-                                                threads)
+                                                threads, prime)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame encoding cancelled") from None
         header = layout.CmPayloadHeader.build({
-            "revision": layout.CM_REVISION, "flags": 0, "table_bits": table_bits,
+            "revision": layout.CM_REVISION, "flags": flags, "table_bits": table_bits,
             "stride": stride, "lanes": lanes})
         header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]},
                                              lanes=lanes)
@@ -107,10 +124,15 @@ class CmCodec:
     def decode(self, payload: bytes, raw_size: int,
                stop: threading.Event | None = None) -> bytes:
         header, streams = parse_payload(payload, raw_size)
+        prime = b""
+        if header.flags & layout.FLAG_PRIMED:
+            if self.profile is None:
+                raise ModelMismatchError("primed cm frame, and no profile to decode it with")
+            prime = self.profile.prime
         kernel = _kernel()
         try:
             return kernel.decode(bytes(payload), streams, raw_size, header.table_bits,
-                                 header.stride, stop)
+                                 header.stride, stop, prime)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame decoding cancelled") from None
 
@@ -129,7 +151,7 @@ def parse_header(payload: bytes, raw_size: int):
     if header.revision != layout.CM_REVISION:
         raise VortexFormatError(f"cm payload of revision {header.revision}; this reader "
                                 f"knows revision {layout.CM_REVISION}")
-    if header.flags != 0:
+    if header.flags & ~layout.KNOWN_FLAGS:
         raise VortexFormatError(f"cm payload has unknown flags {header.flags:#04x}")
     largest = layout.max_table_bits(raw_size)
     if not layout.MIN_TABLE_BITS <= header.table_bits <= largest:
@@ -141,6 +163,9 @@ def parse_header(payload: bytes, raw_size: int):
     if not 1 <= header.lanes <= max(1, raw_size):
         raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
                                 "bytes")
+    if header.flags & layout.FLAG_PRIMED and header.lanes != 1:
+        raise VortexFormatError(f"primed cm payload has {header.lanes} lanes; a primed "
+                                "frame has one")
     size = stream.tell()
     if header.lanes > len(payload) - size:  # every length takes at least one byte
         raise VortexFormatError(f"cm payload header is truncated ({header.lanes} stream "

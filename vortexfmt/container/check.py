@@ -12,6 +12,7 @@ from vortexfmt.codecs import FrameDecoders
 from vortexfmt.container.frames import describe
 from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
+from vortexfmt.container.reader import file_path
 from vortexfmt.container.structures import IndexEntry
 from vortexfmt.errors import FrameDamageError
 from vortexfmt.limits import check_memory_limit
@@ -62,7 +63,8 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     layout = rebuild_layout(fileobj) if salvage else read_layout(fileobj)
     fileobj.seek(base)
     report = CheckReport(layout)
-    decoders = FrameDecoders(layout.header.model_id, model, device, memory_limit)
+    decoders = FrameDecoders(layout.header.model_id, model, device, memory_limit,
+                             archive_path=file_path(fileobj))
     content_hash = xxhash.xxh64()
     frame_size = layout.header.frame_size
     by_number = _frames_by_number(layout)
