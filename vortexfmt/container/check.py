@@ -14,7 +14,7 @@ from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.reader import file_path
 from vortexfmt.container.structures import IndexEntry
-from vortexfmt.errors import FrameDamageError
+from vortexfmt.errors import FrameDamageError, ModelMismatchError
 from vortexfmt.limits import check_memory_limit
 
 
@@ -54,7 +54,9 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     the first damaged frame nothing more is written to `sink` (decoding goes on, so that
     every damaged frame is reported). With `salvage`, the frame table is rebuilt by scanning
     when the index is unusable, and damaged or missing frames are written as zeros. With
-    `threads` > 1, that many frames are decoded at once (FrameReadAhead). A frame that needs
+    `threads` > 1, that many frames are decoded at once (FrameReadAhead). Without
+    `salvage`, a frame that needs a profile or model that is missing or not the archive's
+    raises ModelMismatchError (a FrameDamageError naming the frame) at once. A frame that needs
     more than `memory_limit` bytes to decode (None: vortexfmt.limits.DEFAULT_MEMORY_LIMIT)
     is reported as damage, and not decoded.
     """
@@ -102,6 +104,8 @@ def _check_frames(report: CheckReport, frames: FrameReadAhead,
             try:
                 raw = frames.frame(number)
             except FrameDamageError as error:
+                if isinstance(error, ModelMismatchError) and not salvage:
+                    raise  # the profile or model is missing or another: not damage
                 raw = None
                 report.damage.append(Damage(number, entry.raw_offset, size, str(error)))
         if raw is None:
