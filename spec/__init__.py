@@ -34,7 +34,7 @@ INDEX_MAGIC = b"\x8fVIX"
 TRAILER_MAGIC = b"\x8fVTR"
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2  # the latest minor version; a writer records the lowest its archive needs
+FORMAT_MINOR = 3  # the latest minor version; a writer records the lowest its archive needs
 
 MODEL_ID_SIZE = 32
 MIN_FRAME_SIZE = 1

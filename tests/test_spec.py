@@ -44,7 +44,7 @@ def test_magic_numbers():
 
 
 def test_version_and_limits():
-    assert (spec.FORMAT_MAJOR, spec.FORMAT_MINOR) == (1, 2)
+    assert (spec.FORMAT_MAJOR, spec.FORMAT_MINOR) == (1, 3)
     assert spec.MODEL_ID_SIZE == 32
     assert (spec.MIN_FRAME_SIZE, spec.MAX_FRAME_SIZE) == (1, 1 << 28)
 
