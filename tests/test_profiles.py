@@ -17,6 +17,8 @@ import pytest
 from conftest import noise, run_vortex, text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vortexfmt.spec import CodecId
+from vortexfmt.spec import cm as layout
 
 import vortexfmt
 from vortexfmt import limits, native
@@ -28,8 +30,6 @@ from vortexfmt.profiles import Profile, ProfileError, ProfileSettings, load_prof
 from vortexfmt.profiles import files as profile_files
 from vortexfmt.profiles.codec import primed_cm_codec
 from vortexfmt.profiles.search import find_by_id
-from vortexfmt.spec import CodecId
-from vortexfmt.spec import cm as layout
 
 SETTINGS = ProfileSettings("log", 12, 0)
 
@@ -83,9 +83,9 @@ def test_profile_id_does_not_depend_on_the_file_layout(profile, tmp_path):
 
 def test_profile_id_changes_with_any_setting_or_priming_byte(profile):
     ids = {profile.profile_id}
-    for settings in (ProfileSettings("log2", 12, 0), ProfileSettings("log", 13, 0),
+    for changed in (ProfileSettings("log2", 12, 0), ProfileSettings("log", 13, 0),
                      ProfileSettings("log", 12, 16), ProfileSettings("log", 12, 0, "i32")):
-        ids.add(Profile(settings, profile.prime).profile_id)
+        ids.add(Profile(changed, profile.prime).profile_id)
     ids.add(Profile(SETTINGS, profile.prime[:-1] + b"\xff").profile_id)
     assert len(ids) == 6
 

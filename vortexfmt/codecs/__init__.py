@@ -157,7 +157,6 @@ def frame_need(codec_id: int, payload: bytes, raw_size: int) -> limits.FrameNeed
     size = len(payload)
     if codec_id == CodecId.CM:
         from vortexfmt.codecs.cm import parse_header
-
         from vortexfmt.spec.cm import FLAG_PRIMED
 
         header, _ = parse_header(payload, raw_size)

@@ -5,6 +5,12 @@ the one an archive needs, `codec` sets up the cm codec with one, and `train` mak
 from sample files by measurement (`vortex train`).
 """
 
-from vortexfmt.profiles.files import Profile, ProfileError, ProfileSettings, load_profile, save_profile
+from vortexfmt.profiles.files import (
+    Profile,
+    ProfileError,
+    ProfileSettings,
+    load_profile,
+    save_profile,
+)
 
 __all__ = ["Profile", "ProfileError", "ProfileSettings", "load_profile", "save_profile"]
