@@ -370,11 +370,14 @@ def test_cli_train_pack_unpack_verify_inspect_with_a_profile(tmp_path):
     result = run_vortex("pack", sample, "--frame-size", "16K", "--model", profile, "-q")
     assert result.returncode == 0, result.stderr
     result = run_vortex("inspect", "--json", archive)
-    assert json.loads(result.stdout)["model_id"] == loaded.hex_id
+    info = json.loads(result.stdout)
+    assert info["model_id"] == loaded.hex_id
+    assert info["profile"] == str(profile)  # beside the archive
     sample.unlink()
     hidden = tmp_path / "elsewhere"
     hidden.mkdir()
     profile.rename(hidden / profile.name)
+    assert json.loads(run_vortex("inspect", "--json", archive).stdout)["profile"] is None
     result = run_vortex("unpack", archive, "-q")
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
