@@ -401,6 +401,14 @@ def test_cli_pack_with_a_hostile_profile_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr.decode()
 
 
+def test_cli_pack_with_a_missing_profile_is_one_line(cli, tmp_path):
+    (tmp_path / "a").write_bytes(b"hello" * 100)
+    result = cli("pack", tmp_path / "a", "--model", tmp_path / "typo.vxprofile", "-q")
+    assert result.exit_code == 1
+    assert result.stderr == f"vortex: {tmp_path / 'typo.vxprofile'}: no such profile file\n"
+    assert not (tmp_path / "a.vtx").exists()
+
+
 def test_cli_train_refuses_neural_options_without_neural(cli, tmp_path):
     (tmp_path / "a").write_bytes(b"x" * 100)
     result = cli("train", tmp_path / "a", "-o", tmp_path / "p", "--steps", "3")
