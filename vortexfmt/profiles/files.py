@@ -27,12 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vortexfmt.errors import VortexError
 from vortexfmt.spec import cm as cm_layout
+from vortexfmt.spec import profile as file_layout
 
 FORMAT_NAME = "vortex-profile"
 FORMAT_VERSION = "1"
@@ -43,9 +43,9 @@ PRIME_TENSOR = "prime"
 #: the profile first learns all of them (about as long as coding them).
 MAX_PRIME_SIZE = cm_layout.MAX_PRIME_SIZE
 #: The most bytes of the safetensors JSON header a reader accepts.
-MAX_HEADER_SIZE = 64 << 10
+MAX_HEADER_SIZE = file_layout.MAX_HEADER_SIZE
 #: The largest profile file: a reader refuses a larger one before reading it.
-MAX_PROFILE_FILE_SIZE = 8 + MAX_HEADER_SIZE + MAX_PRIME_SIZE
+MAX_PROFILE_FILE_SIZE = file_layout.PREFIX_SIZE + MAX_HEADER_SIZE + MAX_PRIME_SIZE
 #: Longest `format` name and `layout` string.
 MAX_NAME_LENGTH = 64
 MAX_LAYOUT_LENGTH = 256
@@ -138,7 +138,7 @@ def profile_bytes(profile: Profile) -> bytes:
     }
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes with spaces
-    return struct.pack("<Q", len(text)) + text + profile.prime
+    return file_layout.ProfilePrefix.build({"header_size": len(text)}) + text + profile.prime
 
 
 def save_profile(path: str | os.PathLike, profile: Profile) -> Profile:
@@ -199,11 +199,11 @@ def _parse_header(handle, size: int, path: Path) -> tuple[dict, int]:
     if size > MAX_PROFILE_FILE_SIZE:
         raise ProfileError(f"{path}: {size} bytes, larger than a profile may be "
                            f"({MAX_PROFILE_FILE_SIZE})")
-    head = handle.read(8)
-    if len(head) != 8:
+    head = handle.read(file_layout.PREFIX_SIZE)
+    if len(head) != file_layout.PREFIX_SIZE:
         raise ProfileError(f"{path}: not a profile (too short)")
-    (length,) = struct.unpack("<Q", head)
-    if not 2 <= length <= min(MAX_HEADER_SIZE, size - 8):
+    length = file_layout.ProfilePrefix.parse(head).header_size
+    if not 2 <= length <= min(MAX_HEADER_SIZE, size - file_layout.PREFIX_SIZE):
         raise ProfileError(f"{path}: not a profile (safetensors header of {length} bytes)")
     try:
         header = json.loads(handle.read(length).decode("utf-8"))
@@ -222,7 +222,7 @@ def _parse_header(handle, size: int, path: Path) -> tuple[dict, int]:
     if set(header) != {PRIME_TENSOR} or not isinstance(tensor, dict):
         raise ProfileError(f"{path}: a profile holds exactly one tensor, {PRIME_TENSOR!r}")
     shape, offsets = tensor.get("shape"), tensor.get("data_offsets")
-    remaining = size - 8 - length
+    remaining = size - file_layout.PREFIX_SIZE - length
     if tensor.get("dtype") != "U8" or not _int_list(shape, 1) or not _int_list(offsets, 2) \
             or offsets[0] != 0 or offsets[1] != shape[0] or offsets[1] != remaining \
             or not 0 < remaining <= MAX_PRIME_SIZE:
