@@ -1,4 +1,4 @@
-"""`vortex bench`: vortex against gzip, zstd, xz, bzip2 and brotli on your files."""
+"""`vortex bench`: vortex against gzip, zstd, xz, bzip2, brotli and OpenZL on your files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from vortexfmt.cli.sizes import SizeType
 from vortexfmt.cli.threads import resolve_threads, threads_option
 
+from vortexfmt.bench_openzl import DTYPES
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
 
 
@@ -26,9 +27,14 @@ from vortexfmt.codecs import WRITER_CODEC_CHOICES
               "objects with a `results` list) instead of a table.")
 @click.option("--plot", "plot_path", default=None, metavar="PNG",
               help="Draw bits per byte against unpack speed for every codec.")
+@click.option("--openzl-dtype", default="auto", show_default=True,
+              type=click.Choice(("auto", "none") + DTYPES),
+              help="Element type of OpenZL's numeric column (auto: from the suffix, .f32 "
+              "float32, .i32 int32, ...; none: the generic column only).")
 @threads_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json).")
-def bench(files, model, device, frame_size, codecs, threads, as_json, plot_path, quiet):
+def bench(files, model, device, frame_size, codecs, openzl_dtype, threads, as_json,
+          plot_path, quiet):
     """Measure bits per byte and pack/unpack MB/s of vortex and classical codecs on FILES.
 
     Every vortex result is unpacked and checked against the original.
@@ -41,7 +47,8 @@ def bench(files, model, device, frame_size, codecs, threads, as_json, plot_path,
         for path in files:
             result = bench_file(Path(path), model=model, device=device,
                                 frame_size=frame_size, vortex_codecs=codecs,
-                                threads=resolve_threads(threads))
+                                threads=resolve_threads(threads),
+                                openzl_dtype=None if openzl_dtype == "none" else openzl_dtype)
             results.append(result)
             if not quiet and not as_json:
                 click.echo(format_table([result]))

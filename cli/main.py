@@ -605,6 +605,7 @@ def _inspect_one(archive, as_json, quiet):
         "flags": header.flags,
         "frame_size": header.frame_size,
         "model_id": header.model_id.hex() if header.needs_model else None,
+        "profile": _profile_found(header, archive),
         "raw_size": layout.raw_size,
         "archive_size": packed,
         "frame_count": len(frames),
@@ -618,8 +619,8 @@ def _inspect_one(archive, as_json, quiet):
         return
     if quiet:
         return
-    for key in ("format_version", "frame_size", "model_id", "raw_size", "archive_size",
-                "frame_count", "content_checksum"):
+    for key in ("format_version", "frame_size", "model_id", "profile", "raw_size",
+                "archive_size", "frame_count", "content_checksum"):
         click.echo(f"{key:<17} {summary[key] if summary[key] is not None else '-'}")
     click.echo(f"{'ratio':<17} " + (f"{summary['ratio']:.3f}" if summary["ratio"] else "-"))
     click.echo(f"{'bits_per_byte':<17} " +
@@ -632,6 +633,22 @@ def _inspect_one(archive, as_json, quiet):
         click.echo(f"{row['index']:>6} {row['offset']:>12} {row['codec']:<7} "
                    f"{row['raw_size']:>10} {row['packed_size']:>10} {ratio:>7}  "
                    f"{row['checksum']}")
+
+
+def _profile_found(header, archive) -> str | None:
+    """The profile file whose id the archive records, found on the profile search path
+    (vortexfmt.profiles.search; headers only), or None (none there, or a neural model's
+    id)."""
+    if not header.needs_model:
+        return None
+    from vortexfmt.errors import ModelMismatchError
+    from vortexfmt.profiles import search
+
+    try:
+        found = search.find_by_id(header.model_id, None if archive == STDIO else archive)
+    except ModelMismatchError:
+        return None
+    return str(found.path)
 
 
 def _frame_row(source, layout, number, entry) -> dict:

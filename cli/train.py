@@ -1,4 +1,5 @@
-"""`vortex train`: quantization-aware training of a model file."""
+"""`vortex train`: a cm profile by measurement (the default), or with --neural the
+quantization-aware training of a neural model file (needs the neural extra)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,29 @@ from pathlib import Path
 import click
 from vortexfmt.cli.sizes import SizeType
 
+#: Options that only the neural training takes.
+NEURAL_OPTIONS = ("config_name", "steps", "epochs", "batch_size", "lane_length", "lr", "device",
+                  "val_fraction", "seed", "checkpoint_every", "init_model", "resume")
+#: Options that only a profile takes.
+PROFILE_OPTIONS = ("format_name", "prime_size", "frame_size", "layout")
+
 
 @click.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Model file to write (.safetensors).")
+              help="Profile to write (.vxprofile), or with --neural a model file "
+              "(.safetensors).")
+@click.option("--neural", is_flag=True, help="Train a neural model (the neural and mixed "
+              "codecs; needs torch: pip install 'vortexfmt[neural]') instead of a profile.")
+@click.option("--format", "format_name", default=None, metavar="NAME",
+              help="Profile: the format's name (default: the first file's suffix).")
+@click.option("--prime-size", type=SizeType(), default=None,
+              help="Profile: priming bytes (default: measured, the smallest of 64K, 256K "
+              "and 1M within 1% of the best).")
+@click.option("--frame-size", type=SizeType(), default="64K", show_default=True,
+              help="Profile: the frame size it is measured for.")
+@click.option("--layout", default=None, metavar="LAYOUT",
+              help="Profile: numeric layout to record for the cm codec (default none).")
 @click.option("--config", "config_name", default="small", show_default=True,
               type=click.Choice(["tiny", "small", "medium", "large"]),
               help="Named model size.")
@@ -38,14 +57,36 @@ from vortexfmt.cli.sizes import SizeType
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Continue from a checkpoint written by an earlier run.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def train(data, output, config_name, steps, epochs, batch_size, lane_length, lr, device,
-          val_fraction, seed, checkpoint_every, max_bytes_per_file, init_model, resume, quiet):
-    """Train a model on DATA (files, directories or globs) and write it to OUTPUT.
+@click.pass_context
+def train(ctx, data, output, neural, format_name, prime_size, frame_size, layout, config_name,
+          steps, epochs, batch_size, lane_length, lr, device, val_fraction, seed,
+          checkpoint_every, max_bytes_per_file, init_model, resume, quiet):
+    """Make a profile (or with --neural a model) from DATA (files, directories or globs)
+    and write it to OUTPUT.
 
-    Files that a MANIFEST.tsv beside them marks bench-only are refused. The final
+    A profile primes the cm codec so that small frames start warm: `vortex pack --model
+    PROFILE`. Its settings and priming size are chosen by measurement on DATA. Files that a
+    MANIFEST.tsv beside them marks bench-only are refused. With --neural, the final
     validation bits per byte is measured with the integer-exact model that packs archives.
     """
-    from vortexfmt.errors import VortexError
+    given = {name for name in NEURAL_OPTIONS + PROFILE_OPTIONS
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    wrong = given & set(PROFILE_OPTIONS if neural else NEURAL_OPTIONS)
+    if wrong:
+        names = ", ".join("--" + n.removesuffix("_name").replace("_", "-") for n in sorted(wrong))
+        raise click.UsageError(f"{names}: only {'without' if neural else 'with'} --neural")
+    if not neural:
+        _train_profile(data, output, format_name, prime_size, frame_size, layout,
+                       max_bytes_per_file, quiet)
+        return
+    from vortexfmt.codecs import neural_package
+    from vortexfmt.errors import MissingExtraError, VortexError
+
+    try:
+        neural_package()
+    except MissingExtraError as error:
+        click.echo(f"vortex: train --neural: {error}", err=True)
+        raise SystemExit(1) from None
     from vortexfmt.neural import registry
     from vortexfmt.neural.network import CONFIGS
     from vortexfmt.neural.train import TrainOptions, expand_inputs
@@ -71,3 +112,32 @@ def train(data, output, config_name, steps, epochs, batch_size, lane_length, lr,
                    f"steps on {len(files)} files; validation {result.val_bits_per_byte_float:.4f}"
                    f" bits/byte (float), {result.val_bits_per_byte_exact:.4f} bits/byte "
                    f"(integer-exact)", err=True)
+
+
+def _train_profile(data, output, format_name, prime_size, frame_size, layout,
+                   max_bytes_per_file, quiet) -> None:
+    from vortexfmt.errors import VortexError
+    from vortexfmt.profiles import save_profile
+    from vortexfmt.profiles.train import train_profile
+    from vortexfmt.training_files import expand_inputs
+
+    try:
+        files = expand_inputs(data)
+        name = format_name or files[0].suffix.lstrip(".") or files[0].name
+        log = None if quiet else (lambda line: click.echo(f"  {line}", err=True))
+        result = train_profile(files, name, frame_size=frame_size, prime_size=prime_size,
+                               max_bytes_per_file=max_bytes_per_file, layout=layout, log=log)
+        save_profile(output, result.profile)
+    except VortexError as error:
+        click.echo(f"vortex: {error}", err=True)
+        raise SystemExit(1) from None
+    except OSError as error:
+        click.echo(f"vortex: {error.filename or output}: {error.strerror or error}", err=True)
+        raise SystemExit(1) from None
+    if not quiet:
+        profile, settings = result.profile, result.profile.settings
+        primed = min(t.coded_bytes for t in result.trials)
+        click.echo(f"{output}: profile {profile.hex_id[:16]} for {settings.format!r}: "
+                   f"{len(profile.prime)} priming bytes, table_bits {settings.table_bits}, "
+                   f"stride {settings.stride}; test frames {result.test_bytes} bytes -> "
+                   f"{result.cold_bytes} cold, {primed} primed", err=True)

@@ -15,11 +15,17 @@ CM_REVISION = 1
 MIN_TABLE_BITS = 10
 MAX_TABLE_BITS = 22
 MAX_STRIDE = 1024
+#: `flags` bit 1: the frame is primed with the archive's profile (its model learnt the
+#: profile's priming bytes before the frame's; FORMAT.md "Primed frames"). Format 1.3.
+FLAG_PRIMED = 0x02
+#: The most priming bytes a profile may hold (FORMAT.md "Profiles"): what a reader adds to
+#: a primed frame's memory need.
+MAX_PRIME_SIZE = 4 << 20
 
 #: `flags` bit 0 (format 1.3): the frame was rewritten by a numeric transform, which the
-#: descriptor after `stride` describes. The other bits are reserved.
+#: descriptor after `stride` describes. Bits 2-7 are reserved.
 NUMERIC_FLAG = 0x01
-KNOWN_FLAGS = NUMERIC_FLAG
+KNOWN_FLAGS = NUMERIC_FLAG | FLAG_PRIMED
 #: The minor format version that defined NUMERIC_FLAG.
 NUMERIC_MINOR_VERSION = 3
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import struct
+import sys
 
+import pytest
 from conftest import HANG_GUARD_S, run_vortex
+
+from vortexfmt.bench import bench_file
 
 EXPECTED_CODECS = {"vortex-auto", "gzip-6", "gzip-9", "zstd-3", "zstd-19", "xz-9e", "bzip2-9"}
 
@@ -35,8 +40,6 @@ def test_bench_json_covers_every_codec_on_two_files(tmp_path, tiny_model):
 
 
 def test_bench_plot_writes_a_png(tmp_path, tiny_model):
-    import pytest
-
     pytest.importorskip("matplotlib")
     path = tmp_path / "a.bin"
     path.write_bytes(b"hello world " * 500)
@@ -45,3 +48,40 @@ def test_bench_plot_writes_a_png(tmp_path, tiny_model):
                         timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- OpenZL as a peer (optional) ----------------------------------------------------------------
+
+def _numbers_file(tmp_path, name="samples.i32", count=3000):
+    path = tmp_path / name
+    path.write_bytes(b"".join(struct.pack("<i", (i * i) % 9973 - 5000) for i in range(count)))
+    return path
+
+
+def test_bench_skips_openzl_with_one_line_when_it_is_not_installed(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openzl", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "openzl.ext", None)
+    result = bench_file(_numbers_file(tmp_path), vortex_codecs=("stored",))
+    assert {"openzl", "openzl-int32"} <= set(result.skipped)
+    for name in ("openzl", "openzl-int32"):
+        assert result.skipped[name] == "the openzl package is not installed (pip install openzl)"
+    assert not any(row.codec.startswith("openzl") for row in result.results)
+    assert any(row.codec == "xz-9e" for row in result.results)  # the others still ran
+
+
+def test_bench_runs_openzl_generic_and_numeric_beside_xz(tmp_path):
+    pytest.importorskip("openzl.ext")
+    result = bench_file(_numbers_file(tmp_path), vortex_codecs=("stored",))
+    rows = {row.codec: row for row in result.results}
+    assert {"openzl", "openzl-int32", "xz-9e", "zstd-19"} <= set(rows)  # round trips checked
+    assert rows["openzl-int32"].packed_bytes > 0
+
+
+def test_bench_openzl_numeric_column_needs_whole_values(tmp_path):
+    pytest.importorskip("openzl.ext")
+    path = tmp_path / "odd.f32"
+    path.write_bytes(bytes(4001))
+    result = bench_file(path, vortex_codecs=("stored",))
+    assert "not whole float32 values" in result.skipped["openzl-float32"]
+    none = bench_file(path, vortex_codecs=("stored",), openzl_dtype=None)
+    assert not any(name.startswith("openzl-") for name in none.skipped)

@@ -207,7 +207,9 @@ def _with_header(payload: bytes, raw_size: int, **fields) -> bytes:
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"revision": 2}, "revision 2"),
-    ({"flags": 2}, "unknown flags"),  # bit 0 is the numeric transform (format 1.3)
+    ({"flags": 4}, "unknown flags"),  # bit 0 numeric, bit 1 primed (format 1.3)
+    ({"flags": 0x84}, "unknown flags"),
+    ({"flags": layout.FLAG_PRIMED}, "a primed frame has one"),  # _payload has 2 lanes
     ({"table_bits": layout.MIN_TABLE_BITS - 1}, "table_bits"),
     ({"table_bits": layout.MAX_TABLE_BITS + 1}, "table_bits"),
     ({"table_bits": layout.MIN_TABLE_BITS + 1}, "table_bits"),  # 19 bytes: 2^10 at most

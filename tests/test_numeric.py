@@ -278,7 +278,12 @@ def test_a_malformed_descriptor_is_a_format_error(descriptor, reason):
 
 
 def test_unknown_flag_bits_are_still_rejected():
-    with pytest.raises(VortexFormatError, match="unknown flags 0x03"):
+    with pytest.raises(VortexFormatError, match="unknown flags 0x05"):
+        CmCodec().decode(payload_with(bytes([0, 1, 4, 0]), flags=0x05), 100)
+
+
+def test_a_payload_both_numeric_and_primed_is_rejected():
+    with pytest.raises(VortexFormatError, match="both primed and numeric"):
         CmCodec().decode(payload_with(bytes([0, 1, 4, 0]), flags=0x03), 100)
 
 

@@ -28,7 +28,11 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     `newline` apply). Reading returns an ArchiveReader, writing an ArchiveWriter; `codec`,
     `frame_size` apply to writing; `model` (a model file path, id or ModelFile; default:
     the built-in model when writing, the archive's own model when reading) and `device`
-    ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way. `threads` is how
+    ("auto", "cpu", "cuda") to the model codecs (mixed, neural) either way. `model` may
+    instead be a profile (a `.vxprofile` path or a vortexfmt.profiles.Profile): writing,
+    cm primes every frame with it; reading, it decodes the primed frames (default: the
+    profile with the archive's id on the profile search path, README "Profiles"; a
+    missing or other profile raises ModelMismatchError). `threads` is how
     many frames are encoded, or decoded ahead of a reader, at once (the archive is the same
     for any number; each thread holds a frame and its codec's state). `memory_limit`
     (reading only) bounds the memory one frame may need to decode, in bytes (None:

@@ -1,4 +1,5 @@
-"""Benchmarks: vortex against the classical codecs people use today, on the same files.
+"""Benchmarks: vortex against the classical codecs people use today, and OpenZL where it is
+installed, on the same files.
 
 Every codec is timed on a whole file in memory (pack and unpack, MB/s of raw data) and its
 size reported as bits per byte (8 * packed / raw). Every vortex result is unpacked and
@@ -129,15 +130,31 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
 
 
 def bench_file(path: Path, *, model=None, device=None, frame_size=None,
-               vortex_codecs=("auto",), classic: bool = True, threads: int = 1) -> FileResult:
+               vortex_codecs=("auto",), classic: bool = True, threads: int = 1,
+               openzl_dtype: str | None = "auto") -> FileResult:
+    """Every codec on the file at `path`. With `classic`, the classical codecs and OpenZL
+    (vortexfmt.bench_openzl; skipped when not installed): its generic column, and its
+    numeric column for the element type `openzl_dtype` ("auto": from the file's suffix;
+    None: none)."""
     data = path.read_bytes()
     results = [bench_vortex(data, model=model, device=device, frame_size=frame_size,
                             codec=codec, threads=threads) for codec in vortex_codecs]
     skipped: dict[str, str] = {}
     if classic:
+        from vortexfmt.bench_openzl import DTYPE_OF_SUFFIX, NotWholeValues, openzl_codecs
+
         codecs, skipped = _classic_codecs()
+        if openzl_dtype == "auto":
+            openzl_dtype = DTYPE_OF_SUFFIX.get(path.suffix.lower())
+        peers, peers_skipped = openzl_codecs(openzl_dtype)
+        codecs.update(peers)
+        skipped.update(peers_skipped)
         for name, (compress, decompress) in codecs.items():
-            packed, pack_s = _timed(compress, data)
+            try:
+                packed, pack_s = _timed(compress, data)
+            except NotWholeValues as error:
+                skipped[name] = str(error)
+                continue
             restored, unpack_s = _timed(decompress, packed)
             assert restored == data, name
             results.append(_result(name, len(data), len(packed), pack_s, unpack_s))

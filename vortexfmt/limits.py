@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vortexfmt.spec import cm as cm_layout
 from vortexfmt.spec import neural as neural_layout
 
 KiB = 1 << 10
@@ -63,14 +64,19 @@ CM_NUMERIC_BYTES_PER_RAW_BYTE = 6
 
 
 def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: int,
-                    numeric: bool = False) -> int:
+                    numeric: bool = False, primed: bool = False) -> int:
     """Memory to decode a cm frame:
 
         cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES
-        + raw_size + payload_size  (+ CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if `numeric`)
+        + raw_size + payload_size
+        (+ CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if `numeric`)
+        (+ 2 * MAX_PRIME_SIZE if `primed`: the profile's priming bytes, and their copy
+        before the frame in the model's buffer)
     """
     return cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES + \
-        raw_size + payload_size + (CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if numeric else 0)
+        raw_size + payload_size + \
+        (CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if numeric else 0) + \
+        (2 * cm_layout.MAX_PRIME_SIZE if primed else 0)
 
 
 # --- neural (codec 2) and mixed (codec 4): vortexfmt/neural/ -----------------------------------

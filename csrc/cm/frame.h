@@ -1,6 +1,12 @@
 // Frames: a frame cut into lanes and coded bit by bit, one stream per lane
 // (encode_frame, decode_frame), with the model's ideal code length, and Interrupt, the way
 // a caller stops a long frame. The two-thread encoder is in two_threads.h.
+//
+// A primed frame (a profile's warm start, FORMAT.md "CM payload") has one lane, and its
+// model first learns `primed` priming bytes, exactly as if it coded them, writing nothing:
+// encoder and decoder run the model over the buffer `priming bytes, then the frame`, and
+// only the frame's bytes reach the stream. Both sides learn the same bytes in the same
+// order, so they compute the same probabilities.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,7 +57,7 @@ struct Interrupt {
 };
 constexpr size_t kPollBytes = size_t{1} << 16;  // about a fifth of a second of coding
 
-// Counts the bytes coded and asks `interrupt` once every kPollBytes of them: true to stop.
+// Counts the bytes coded (or learnt) and asks `interrupt` once every kPollBytes of them: true to stop.
 class InterruptCheck {
  public:
   explicit InterruptCheck(Interrupt* interrupt) : interrupt_(interrupt) {}
@@ -67,6 +74,23 @@ class InterruptCheck {
   Interrupt* interrupt_;
   size_t since_ = 0;
 };
+
+// Learns bytes [0, primed) of the single lane of a primed frame: each bit predicted and
+// learnt as if coded, nothing written. False when `check` says stop.
+VORTEX_INLINE bool learn_priming(Model& model, Lane& lane, const uint8_t* data, size_t primed,
+                                 InterruptCheck& check) {
+  for (size_t t = 0; t < primed; ++t) {
+    model.begin_byte(lane, t);
+    const int byte = data[t];
+    for (int k = 7; k >= 0; --k) {
+      model.predict();
+      model.update((byte >> k) & 1);
+    }
+    model.end_byte(byte);
+    if (check.stop_after(1)) return false;
+  }
+  return true;
+}
 
 // -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
 // 4096 and from 61440 (the likeliest bits, which cost almost nothing), else at the middle
@@ -113,13 +137,16 @@ class FrameStreams {
 
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
 // with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
-// lane's string there (for the tests that hold the streams equal to torchac's).
+// lane's string there (for the tests that hold the streams equal to torchac's). With
+// `primed` > 0 (one lane only), data[0, primed) are priming bytes, learnt and not coded,
+// and the frame is data[primed, size).
 VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t size,
                                                    size_t lanes, const Params& params,
                                                    bool measure,
                                                    std::vector<std::string>* probabilities,
                                                    Interrupt* interrupt,
-                                                   std::exception_ptr* failure) {
+                                                   std::exception_ptr* failure,
+                                                   size_t primed) {
   try {
     InterruptCheck check(interrupt);
     size_t lane_length = 0;
@@ -127,8 +154,9 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t s
     Model model(data, size, lane_length, params);
     FrameStreams streams(lanes, measure);
     double bits = 0;  // a local, not a member: it stays in a register
+    if (primed > 0 && !learn_priming(model, lane[0], data, primed, check)) return {};
     const size_t steps = lanes > 0 ? lane[0].length : 0;
-    for (size_t t = 0; t < steps; ++t) {
+    for (size_t t = primed; t < steps; ++t) {
       for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
         model.begin_byte(lane[i], t);
         const int byte = data[lane[i].start + t];
@@ -153,33 +181,55 @@ VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t s
   }
 }
 
+// The bytes a primed frame's model runs over: the priming bytes, then the frame.
+inline std::string primed_buffer(const uint8_t* prime, size_t primed, const uint8_t* data,
+                                 size_t size) {
+  std::string buffer(primed + size, '\0');
+  if (primed > 0) std::copy(prime, prime + primed, buffer.begin());
+  if (size > 0) std::copy(data, data + size, buffer.begin() + primed);
+  return buffer;
+}
+
 inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
                                 const Params& params, bool measure,
                                 std::vector<std::string>* probabilities = nullptr,
-                                Interrupt* interrupt = nullptr) {
+                                Interrupt* interrupt = nullptr,
+                                const uint8_t* prime = nullptr, size_t primed = 0) {
   std::exception_ptr failure;
-  EncodedFrame result = encode_frame_body(data, size, lanes, params, measure, probabilities,
-                                          interrupt, &failure);
+  EncodedFrame result;
+  if (primed == 0) {
+    result = encode_frame_body(data, size, lanes, params, measure, probabilities, interrupt,
+                               &failure, 0);
+  } else {
+    if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
+    const std::string buffer = primed_buffer(prime, primed, data, size);
+    result = encode_frame_body(reinterpret_cast<const uint8_t*>(buffer.data()), buffer.size(),
+                               1, params, measure, probabilities, interrupt, &failure, primed);
+  }
   if (failure) std::rethrow_exception(failure);
   return result;
 }
 
-// Decodes `size` bytes from one stream per lane.
+// Decodes `size` bytes from one stream per lane. With `primed` > 0 (one stream only), the
+// model first learns the priming bytes prime[0, primed) as the encoder did.
 VORTEX_MULTIVERSION std::string decode_frame_body(
     const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
-    const Params& params, Interrupt* interrupt, std::exception_ptr* failure) {
+    const Params& params, Interrupt* interrupt, std::exception_ptr* failure,
+    const uint8_t* prime, size_t primed) {
   try {
     InterruptCheck check(interrupt);
     const size_t lanes = streams.size();
     size_t lane_length = 0;
-    std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
-    std::string out(size, '\0');
+    std::vector<Lane> lane = make_lanes(primed + size, lanes, &lane_length);
+    std::string out(primed + size, '\0');
     uint8_t* frame = reinterpret_cast<uint8_t*>(out.data());
-    Model model(frame, size, lane_length, params);
+    if (primed > 0) std::copy(prime, prime + primed, frame);
+    Model model(frame, primed + size, lane_length, params);
     std::vector<Decoder> decoder;
     for (const auto& s : streams) decoder.emplace_back(s.first, s.second);
+    if (primed > 0 && !learn_priming(model, lane[0], frame, primed, check)) return {};
     const size_t steps = lanes > 0 ? lane[0].length : 0;
-    for (size_t t = 0; t < steps; ++t) {
+    for (size_t t = primed; t < steps; ++t) {
       for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
         model.begin_byte(lane[i], t);
         int byte = 0;
@@ -193,6 +243,7 @@ VORTEX_MULTIVERSION std::string decode_frame_body(
       }
       if (check.stop_after(lanes)) return {};
     }
+    if (primed > 0) out.erase(0, primed);
     return out;
   } catch (...) {  // nothing may leave a clone (kernel_support.h)
     *failure = std::current_exception();
@@ -202,9 +253,13 @@ VORTEX_MULTIVERSION std::string decode_frame_body(
 
 inline std::string decode_frame(const std::vector<std::pair<const uint8_t*, size_t>>& streams,
                                 size_t size, const Params& params,
-                                Interrupt* interrupt = nullptr) {
+                                Interrupt* interrupt = nullptr,
+                                const uint8_t* prime = nullptr, size_t primed = 0) {
+  if (primed > 0 && streams.size() != 1)
+    throw std::invalid_argument("a primed frame has one lane");
   std::exception_ptr failure;
-  std::string result = decode_frame_body(streams, size, params, interrupt, &failure);
+  std::string result = decode_frame_body(streams, size, params, interrupt, &failure, prime,
+                                         primed);
   if (failure) std::rethrow_exception(failure);
   return result;
 }

@@ -28,7 +28,7 @@
 //   context_model.h  ContextModel, the context stage: contexts, runs, order 0, matches
 //                    into each bit's BitInputs
 //   model.h          MixingModel, the mixing stage, and Model, both stages in turn
-//   frame.h          lanes, encode_frame and decode_frame, Interrupt
+//   frame.h          lanes, encode_frame and decode_frame (primed frames too), Interrupt
 //   two_threads.h    encode_frame_on_two_threads: the context stage on its own thread
 // Below: the Python bindings (left out with VORTEX_CM_STANDALONE, for a build without
 // pybind11).
@@ -107,21 +107,30 @@ vortex::cm::Params checked_params(int table_bits, int stride) {
   return vortex::cm::Params{table_bits, stride};
 }
 
+// A primed frame (non-empty `prime`) has one lane.
+void check_priming(std::string_view prime, size_t lanes) {
+  if (!prime.empty() && lanes != 1) throw std::invalid_argument("a primed frame has one lane");
+}
+
+const uint8_t* as_bytes(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
 // (streams, ideal bits) of `data` coded in `lanes` lanes, on one thread or two (the same
-// streams either way).
+// streams either way); with `prime`, after the model has learnt those bytes (frame.h).
 py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure,
-                 py::object stop, int threads) {
-  const std::string_view raw = data;
+                 py::object stop, int threads, py::bytes prime) {
+  const std::string_view raw = data, priming = prime;
   if (lanes < 1) throw std::invalid_argument("lanes must be at least 1");
   if (threads != 1 && threads != 2) throw std::invalid_argument("threads must be 1 or 2");
+  check_priming(priming, lanes);
   const auto params = checked_params(table_bits, stride);
-  const auto* bytes = reinterpret_cast<const uint8_t*>(raw.data());
+  const auto* bytes = as_bytes(raw);
   const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
     if (threads == 2)
       return vortex::cm::encode_frame_on_two_threads(bytes, raw.size(), lanes, params, measure,
-                                                     interrupt);
+                                                     interrupt, as_bytes(priming),
+                                                     priming.size());
     return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
-                                    interrupt);
+                                    interrupt, as_bytes(priming), priming.size());
   });
   py::list streams;
   for (const auto& s : frame.streams) streams.append(py::bytes(s));
@@ -129,26 +138,30 @@ py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool 
 }
 
 // Each lane's bit probabilities (u16 each, little-endian) as `encode` codes them.
-py::list probabilities(py::bytes data, size_t lanes, int table_bits, int stride) {
-  const std::string_view raw = data;
+py::list probabilities(py::bytes data, size_t lanes, int table_bits, int stride,
+                       py::bytes prime) {
+  const std::string_view raw = data, priming = prime;
   if (lanes < 1) throw std::invalid_argument("lanes must be at least 1");
+  check_priming(priming, lanes);
   const auto params = checked_params(table_bits, stride);
   std::vector<std::string> result(lanes);
   {
     py::gil_scoped_release release;
-    vortex::cm::encode_frame(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), lanes,
-                             params, false, &result);
+    vortex::cm::encode_frame(as_bytes(raw), raw.size(), lanes, params, false, &result,
+                             nullptr, as_bytes(priming), priming.size());
   }
   py::list out;
   for (const auto& s : result) out.append(py::bytes(s));
   return out;
 }
 
-// The `size` bytes coded by the streams payload[offset : offset + length], one per lane.
+// The `size` bytes coded by the streams payload[offset : offset + length], one per lane;
+// with `prime`, the model first learns those bytes, as encode did.
 py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>& streams,
-                 size_t size, int table_bits, int stride, py::object stop) {
-  const std::string_view bytes = payload;
+                 size_t size, int table_bits, int stride, py::object stop, py::bytes prime) {
+  const std::string_view bytes = payload, priming = prime;
   if (streams.empty()) throw std::invalid_argument("at least one stream is needed");
+  check_priming(priming, streams.size());
   std::vector<std::pair<const uint8_t*, size_t>> views;
   for (const auto& [offset, length] : streams) {
     if (offset > bytes.size() || length > bytes.size() - offset)
@@ -157,7 +170,8 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
   }
   const auto params = checked_params(table_bits, stride);
   const std::string out = interruptible(stop, [&](auto* interrupt) {
-    return vortex::cm::decode_frame(views, size, params, interrupt);
+    return vortex::cm::decode_frame(views, size, params, interrupt, as_bytes(priming),
+                                    priming.size());
   });
   return py::bytes(out);
 }
@@ -168,10 +182,13 @@ PYBIND11_MODULE(_cm_kernel, m) {
   py::register_exception<Cancelled>(m, "Cancelled");
   m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length",
         py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
-        py::arg("measure"), py::arg("stop") = py::none(), py::arg("threads") = 1);
+        py::arg("measure"), py::arg("stop") = py::none(), py::arg("threads") = 1,
+        py::arg("prime") = py::bytes());
   m.def("decode", &decode, "a frame from its context-mixing streams", py::arg("payload"),
         py::arg("streams"), py::arg("size"), py::arg("table_bits"), py::arg("stride"),
-        py::arg("stop") = py::none());
-  m.def("probabilities", &probabilities, "each lane's bit probabilities, as encode codes them");
+        py::arg("stop") = py::none(), py::arg("prime") = py::bytes());
+  m.def("probabilities", &probabilities, "each lane's bit probabilities, as encode codes them",
+        py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
+        py::arg("prime") = py::bytes());
 }
 #endif  // VORTEX_CM_STANDALONE

@@ -1,6 +1,7 @@
 // The encoder on two threads: the context stage on a thread of its own, ahead of the
 // mixing stage and the coder, through a ring of BitInputs; the same streams as
-// encode_frame's (frame.h).
+// encode_frame's (frame.h), primed frames included (both stages learn the priming bytes,
+// the mixing stage codes only the frame's).
 #pragma once
 
 #include <condition_variable>
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -74,7 +76,8 @@ class InputRing {
   bool aborted_ = false;
 };
 
-// The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order.
+// The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order
+// (the priming bytes' first, for a primed frame).
 VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
                                            const std::vector<Lane>& lanes, size_t lane_length,
                                            const Params& params, InputRing* ring,
@@ -109,11 +112,13 @@ VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
 }
 
 // The mixing stage of encode_frame_on_two_threads: codes the bits whose inputs the ring
-// holds. An empty result with interrupt->stopped, or with nothing (the other side failed).
+// holds, but for the first `primed` bytes (a primed frame's priming bytes), which it only
+// learns. An empty result with interrupt->stopped, or with nothing (the other side
+// failed).
 VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t lanes_count,
                                                   const std::vector<Lane>& lane, bool measure,
-                                                  InputRing* ring, Interrupt* interrupt,
-                                                  bool* complete,
+                                                  size_t primed, InputRing* ring,
+                                                  Interrupt* interrupt, bool* complete,
                                                   std::exception_ptr* failure) {
   try {
     InterruptCheck check(interrupt);
@@ -131,7 +136,7 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
           const int bit = (byte >> k) & 1;
           if (k > 0) model.prefetch(in[1].sets, in[1].order1);
           const int32_t p = model.predict(*in);
-          streams.code(i, bit, p, &bits);
+          if (t >= primed) streams.code(i, bit, p, &bits);
           model.update(*in, bit);
           ++in;
         }
@@ -152,10 +157,19 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
 
 // encode_frame's streams, with the context stage on a thread of its own: about as fast as
 // the slower stage, where encode_frame takes as long as both (for a machine with a core to
-// spare). Polls `interrupt` on the calling thread.
+// spare). Polls `interrupt` on the calling thread. `prime`, `primed`: as encode_frame's.
 inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size, size_t lanes,
                                                 const Params& params, bool measure,
-                                                Interrupt* interrupt = nullptr) {
+                                                Interrupt* interrupt = nullptr,
+                                                const uint8_t* prime = nullptr,
+                                                size_t primed = 0) {
+  std::string buffer;  // a primed frame's: the priming bytes, then the frame
+  if (primed > 0) {
+    if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
+    buffer = primed_buffer(prime, primed, data, size);
+    data = reinterpret_cast<const uint8_t*>(buffer.data());
+    size = buffer.size();
+  }
   size_t lane_length = 0;
   std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
   InputRing ring;
@@ -167,11 +181,14 @@ inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size
       if (context_failure) ring.abort();  // the mixing stage may wait for inputs
     });
   } catch (const std::system_error&) {  // no thread to be had: on this one
+    if (primed > 0)  // data is the buffer already
+      return encode_frame(data + primed, size - primed, lanes, params, measure, nullptr,
+                          interrupt, data, primed);
     return encode_frame(data, size, lanes, params, measure, nullptr, interrupt);
   }
   bool complete = false;
-  EncodedFrame result = run_mixing_stage(data, lanes, lane, measure, &ring, interrupt,
-                                         &complete, &mixing_failure);
+  EncodedFrame result = run_mixing_stage(data, lanes, lane, measure, primed, &ring,
+                                         interrupt, &complete, &mixing_failure);
   if (!complete) ring.abort();  // stopped or failed: the context stage may wait for room
   context_thread.join();
   if (context_failure) std::rethrow_exception(context_failure);

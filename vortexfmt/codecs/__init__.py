@@ -48,6 +48,8 @@ CODEC_NAMES = {
 }
 #: Format minor version that introduced each codec (the others are 1.0).
 MINOR_VERSION_OF = {CodecId.MIXED: 1, CodecId.CM: 2}
+#: Format minor version that introduced primed cm frames (a cm payload flag).
+PRIMED_CM_MINOR_VERSION = 3
 CODEC_IDS = {name: codec_id for codec_id, name in CODEC_NAMES.items()}
 
 #: Names accepted by the writer's ``codec`` argument and ``vortex pack --codec``.
@@ -155,12 +157,16 @@ def frame_need(codec_id: int, payload: bytes, raw_size: int) -> limits.FrameNeed
     size = len(payload)
     if codec_id == CodecId.CM:
         from vortexfmt.codecs.cm import parse_header
+        from vortexfmt.spec.cm import FLAG_PRIMED
 
         header, _ = parse_header(payload, raw_size)
+        primed = bool(header.flags & FLAG_PRIMED)
         return limits.FrameNeed(codec_id, limits.cm_frame_memory(
-            raw_size, size, header.table_bits, header.lanes, header.transform is not None),
+            raw_size, size, header.table_bits, header.lanes,
+            numeric=header.transform is not None, primed=primed),
             f"cm tables of 2^{header.table_bits} buckets" + (
-                f", {header.lanes} lanes" if header.lanes > 1 else ""))
+                f", {header.lanes} lanes" if header.lanes > 1 else "") + (
+                ", priming bytes" if primed else ""))
     if codec_id in MODEL_CODEC_IDS:
         mixed = codec_id == CodecId.MIXED
         header, _, _ = neural_payload_header(payload, raw_size, mixed)
@@ -200,12 +206,19 @@ class FrameDecoders:
     loaded or allocates anything: FrameMemoryError when it needs more."""
 
     def __init__(self, model_id: bytes, model: object | None = None,
-                 device: str | None = None, memory_limit: int | None = None) -> None:
+                 device: str | None = None, memory_limit: int | None = None,
+                 archive_path: str | None = None) -> None:
+        """`model`: what the caller offers for the archive's model id (a neural model, or
+        a profile for primed cm frames); `archive_path`: the archive's file, whose
+        directory is searched for its profile (vortexfmt.profiles.search)."""
         self.model_id = model_id
         self.model = model
         self.device = device
+        self.archive_path = archive_path
         self.memory_limit = limits.check_memory_limit(memory_limit)
         self._model_codecs: dict[int, FrameCodec] = {}
+        self._primed_codec: FrameCodec | None = None
+        self._primed_lock = threading.Lock()
         self._stop = threading.Event()
 
     def cancel(self) -> None:
@@ -235,6 +248,9 @@ class FrameDecoders:
         if self._stop.is_set():
             raise CodingCancelled("frame decoding cancelled")
         check_frame_memory(codec_id, payload, raw_size, self.memory_limit)
+        if codec_id == CodecId.CM and _primed(payload, raw_size):
+            codec = self._primed_cm()
+            return codec.decode(payload, raw_size, stop=self._stop)
         if codec_id not in MODEL_CODEC_IDS:
             codec = model_free_codec(codec_id)
             if getattr(codec, "cancellable", False):
@@ -247,3 +263,26 @@ class FrameDecoders:
             self._model_codecs[codec_id] = model_codec(codec_id, self.model, self.device,
                                                        model_id=self.model_id)
         return self._model_codecs[codec_id].decode(payload, raw_size)
+
+    def _primed_cm(self) -> FrameCodec:
+        """The cm codec with the archive's profile, found once (on any thread)."""
+        with self._primed_lock:
+            if self._primed_codec is None:
+                if self.model_id == bytes(len(self.model_id)):
+                    raise VortexFormatError("primed cm frame in an archive that records no "
+                                            "profile")
+                from vortexfmt.codecs.cm import CmCodec
+                from vortexfmt.profiles import search
+
+                profile = search.for_archive(self.model_id, self.model, self.archive_path)
+                self._primed_codec = CmCodec(profile=profile)
+            return self._primed_codec
+
+
+def _primed(payload: bytes, raw_size: int) -> bool:
+    """Whether a cm payload is primed (VortexFormatError for a header to reject)."""
+    from vortexfmt.codecs.cm import parse_header
+    from vortexfmt.spec.cm import FLAG_PRIMED
+
+    header, _ = parse_header(payload, raw_size)
+    return bool(header.flags & FLAG_PRIMED)

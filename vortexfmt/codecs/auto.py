@@ -11,6 +11,7 @@ from vortexfmt.codecs import (
     CODEC_IDS,
     MINOR_VERSION_OF,
     MODEL_CODEC_IDS,
+    PRIMED_CM_MINOR_VERSION,
     WRITER_CODEC_CHOICES,
     FrameCodec,
     model_codec,
@@ -49,6 +50,19 @@ class FrameEncoder:
         self.level = level
         self.auto = codec == "auto"
         names = options.get("candidates", AUTO_CANDIDATES) if self.auto else (codec,)
+        profile = _profile_of(model)
+        if profile is not None:
+            # a profile is for cm: auto keeps its classical candidates beside primed cm
+            if any(CODEC_IDS[name] in MODEL_CODEC_IDS for name in names):
+                raise ValueError(f"a profile ({model}) primes the cm codec; the {codec} "
+                                 "codec needs a model file")
+            if "cm" not in names:
+                raise ValueError(f"a profile ({model}) primes the cm codec, which "
+                                 f"{'this level' if level is not None else codec} does "
+                                 "not use")
+            if layout is not None:
+                raise ValueError("a primed frame has no numeric transform: give a layout or "
+                                 "a profile, not both")
         if layout is not None:
             from vortexfmt.codecs.record_layout import parse_layout
 
@@ -57,7 +71,8 @@ class FrameEncoder:
                                  f"{'level ' + str(level) if level else repr(codec)} does "
                                  "not use")
             options = {**options, "layout": parse_layout(layout)}
-        self.codecs = [_codec_for_writing(name, model, device, options) for name in names]
+        self.codecs = [_codec_for_writing(name, model, device, options, profile)
+                       for name in names]
         if self.auto:  # leave out what auto would never try, then what this machine lacks
             if frame_size is not None:
                 self.codecs = [c for c in self.codecs
@@ -65,13 +80,16 @@ class FrameEncoder:
             self.codecs = [c for c in self.codecs if getattr(c, "usable", lambda: True)()]
         self.model_id = next((c.model_id for c in self.codecs
                               if getattr(c, "model_id", None)), None)
-        #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm.
+        #: Lowest format minor version the frames may need: 1.1 added the mixed codec, 1.2 cm,
+        #: 1.3 primed cm frames.
         self.version_minor = max(MINOR_VERSION_OF.get(c.codec_id, 0) for c in self.codecs)
         if any(getattr(c, "may_transform", lambda size: False)(frame_size)
                for c in self.codecs):  # 1.3: cm frames with a numeric transform
             from vortexfmt.spec.cm import NUMERIC_MINOR_VERSION
 
             self.version_minor = max(self.version_minor, NUMERIC_MINOR_VERSION)
+        if profile is not None:
+            self.version_minor = max(self.version_minor, PRIMED_CM_MINOR_VERSION)
         #: Whether encode() may run on several threads at once: the model codecs run torch,
         #: which has threads of its own, and keep state between frames.
         self.thread_safe = all(getattr(c, "thread_safe", False) for c in self.codecs)
@@ -189,8 +207,20 @@ TWO_THREAD_MIN_RAW_SIZE = 64 << 10
 AUTO_CANDIDATES = ("stored", "zstd", "lzma", "cm")
 
 
+def _profile_of(model: object | None):
+    """The Profile `model` names (a Profile or a profile file), or None for anything else
+    (a neural model, or None)."""
+    from vortexfmt.profiles import search
+
+    return search.resolve(model) if search.is_profile(model) else None
+
+
 def _codec_for_writing(name: str, model: object | None, device: str | None,
-                       options: dict | None = None) -> FrameCodec:
+                       options: dict | None = None, profile=None) -> FrameCodec:
+    if name == "cm" and profile is not None:
+        from vortexfmt.profiles.codec import primed_cm_codec
+
+        return primed_cm_codec(profile)
     if name == "cm" and options and "layout" in options:
         from vortexfmt.codecs.cm import CmCodec
 

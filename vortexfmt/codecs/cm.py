@@ -9,6 +9,11 @@ Before the model codes a frame, the encoder may rewrite it with a numeric transf
 (vortexfmt.codecs.numeric: records of fields, differenced, zigzag-mapped, most significant
 byte first), chosen by measuring (vortexfmt.codecs.numeric_search) and recorded in the
 payload; the decoder undoes it. The frame as it is is always one of the candidates.
+
+With a profile (vortexfmt.profiles), frames are *primed*: the model first learns the
+profile's priming bytes, so that a small frame starts warm; such a payload is flagged
+(FLAG_PRIMED) and the archive records the profile's id, which a reader needs to decode it.
+A primed frame gets no numeric transform.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from vortexfmt.codecs.numeric_search import AUTO_MIN_RAW_SIZE, choose_transform,
 from vortexfmt.codecs.record_layout import RecordLayout, parse_layout
 from vortexfmt.codecs.stats import EncodeStats
 from vortexfmt.codecs.stride import choose_stride
-from vortexfmt.errors import CodingCancelled, VortexFormatError
+from vortexfmt.errors import CodingCancelled, ModelMismatchError, VortexFormatError
 from vortexfmt import spec
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
@@ -57,7 +62,6 @@ def _kernel():
 class CmCodec:
     codec_id = CodecId.CM
     name = "cm"
-    model_id = None  # needs no model
     #: `auto` tries cm on frames of at least this many bytes: below, setting up its tables
     #: (about a millisecond) costs more than the few bytes it could save over lzma.
     auto_min_raw_size = 256
@@ -77,21 +81,34 @@ class CmCodec:
         _kernel()
 
     def __init__(self, lanes: int = 1, max_table_bits: int = DEFAULT_MAX_TABLE_BITS,
-                 layout: str | RecordLayout | None = None, numeric: bool = True) -> None:
+                 layout: str | RecordLayout | None = None, numeric: bool = True,
+                 profile=None) -> None:
         """`layout` (a layout string, vortexfmt.codecs.record_layout, or a parsed one) says
         what the frames' records are; without it the encoder guesses, on frames of
         numeric_search.AUTO_MIN_RAW_SIZE bytes or more. Either way a numeric transform is
         used only where it measures smaller than coding the bytes as they are.
         `numeric=False` never transforms (every payload is then a format 1.2 one).
-        Raises LayoutError (a ValueError) for a layout string that cannot be read."""
+        Raises LayoutError (a ValueError) for a layout string that cannot be read.
+
+        `profile` (a vortexfmt.profiles Profile): encode primed frames with its priming
+        bytes, table size and stride (one lane each, no numeric transform: the priming
+        bytes are the format's bytes as they are), and decode primed frames; the codec's
+        `model_id` is then the profile's id."""
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
+        if profile is not None and lanes != 1:
+            raise ValueError("a primed frame has one lane")
         self.lanes = lanes
         self.max_table_bits = max_table_bits
+        if profile is not None and layout is not None:
+            raise ValueError("a primed frame has no numeric transform: give a layout or a "
+                             "profile, not both")
         self.layout = parse_layout(layout) if isinstance(layout, str) else layout
         if self.layout is not None and not numeric:
             raise ValueError("a layout needs numeric transforms (numeric=True)")
-        self.numeric = numeric
+        self.numeric = numeric and profile is None
+        self.profile = profile
+        self.model_id = profile.profile_id if profile is not None else None
         self.stats = EncodeStats()
         self._stats_lock = threading.Lock()
 
@@ -128,16 +145,25 @@ class CmCodec:
         elif stride is None:
             stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         lanes = max(1, min(self.lanes, len(raw)))
-        table_bits = table_bits_for(len(raw), self.max_table_bits)
+        if self.profile is not None and transform is None:
+            # primed: the profile's settings, within the format's
+            settings = self.profile.settings
+            table_bits = min(settings.table_bits, layout.max_table_bits(len(raw)))
+            stride, prime, flags = settings.stride, self.profile.prime, layout.FLAG_PRIMED
+        else:
+            if self.profile is not None:
+                raise ValueError("a primed frame has no numeric transform")
+            table_bits = table_bits_for(len(raw), self.max_table_bits)
+            prime = b""
+            flags = layout.NUMERIC_FLAG if transform is not None else 0
         kernel = _kernel()
         try:
             streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop,
-                                                threads)
+                                                threads, prime)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame encoding cancelled") from None
         header = layout.CmPayloadHeader.build({
-            "revision": layout.CM_REVISION,
-            "flags": layout.NUMERIC_FLAG if transform is not None else 0,
+            "revision": layout.CM_REVISION, "flags": flags,
             "table_bits": table_bits, "stride": stride,
             "numeric": numeric.to_descriptor(transform) if transform is not None else None,
             "lanes": lanes})
@@ -168,10 +194,15 @@ class CmCodec:
     def decode(self, payload: bytes, raw_size: int,
                stop: threading.Event | None = None) -> bytes:
         header, streams = parse_payload(payload, raw_size)
+        prime = b""
+        if header.flags & layout.FLAG_PRIMED:
+            if self.profile is None:
+                raise ModelMismatchError("primed cm frame, and no profile to decode it with")
+            prime = self.profile.prime
         kernel = _kernel()
         try:
             data = kernel.decode(bytes(payload), streams, raw_size, header.table_bits,
-                                 header.stride, stop)
+                                 header.stride, stop, prime)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame decoding cancelled") from None
         return data if header.transform is None else numeric.invert(data, header.transform)
@@ -206,6 +237,9 @@ def parse_header(payload: bytes, raw_size: int):
                                 f"knows revision {layout.CM_REVISION}")
     if header.flags & ~layout.KNOWN_FLAGS:
         raise VortexFormatError(f"cm payload has unknown flags {header.flags:#04x}")
+    if header.flags & layout.FLAG_PRIMED and header.flags & layout.NUMERIC_FLAG:
+        raise VortexFormatError("cm payload is both primed and numeric; a primed frame has "
+                                "no numeric transform")
     header.transform = None if header.numeric is None else \
         numeric.from_descriptor(header.numeric)
     largest = layout.max_table_bits(raw_size)
@@ -218,6 +252,9 @@ def parse_header(payload: bytes, raw_size: int):
     if not 1 <= header.lanes <= max(1, raw_size):
         raise VortexFormatError(f"cm payload has {header.lanes} lanes for {raw_size} "
                                 "bytes")
+    if header.flags & layout.FLAG_PRIMED and header.lanes != 1:
+        raise VortexFormatError(f"primed cm payload has {header.lanes} lanes; a primed "
+                                "frame has one")
     size = stream.tell()
     if header.lanes > len(payload) - size:  # every length takes at least one byte
         raise VortexFormatError(f"cm payload header is truncated ({header.lanes} stream "

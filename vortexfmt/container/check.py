@@ -12,8 +12,9 @@ from vortexfmt.codecs import FrameDecoders
 from vortexfmt.container.frames import describe
 from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
+from vortexfmt.container.reader import file_path
 from vortexfmt.container.structures import IndexEntry
-from vortexfmt.errors import FrameDamageError, FrameMemoryError
+from vortexfmt.errors import FrameDamageError, FrameMemoryError, ModelMismatchError
 from vortexfmt.limits import check_memory_limit
 
 
@@ -55,7 +56,9 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     the first damaged frame nothing more is written to `sink` (decoding goes on, so that
     every damaged frame is reported). With `salvage`, the frame table is rebuilt by scanning
     when the index is unusable, and damaged or missing frames are written as zeros. With
-    `threads` > 1, that many frames are decoded at once (FrameReadAhead). A frame that needs
+    `threads` > 1, that many frames are decoded at once (FrameReadAhead). Without
+    `salvage`, a frame that needs a profile or model that is missing or not the archive's
+    raises ModelMismatchError (a FrameDamageError naming the frame) at once. A frame that needs
     more than `memory_limit` bytes to decode (None: vortexfmt.limits.DEFAULT_MEMORY_LIMIT)
     is reported as damage, and not decoded.
     """
@@ -64,7 +67,8 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     layout = rebuild_layout(fileobj) if salvage else read_layout(fileobj)
     fileobj.seek(base)
     report = CheckReport(layout)
-    decoders = FrameDecoders(layout.header.model_id, model, device, memory_limit)
+    decoders = FrameDecoders(layout.header.model_id, model, device, memory_limit,
+                             archive_path=file_path(fileobj))
     content_hash = xxhash.xxh64()
     frame_size = layout.header.frame_size
     by_number = _frames_by_number(layout)
@@ -102,6 +106,8 @@ def _check_frames(report: CheckReport, frames: FrameReadAhead,
             try:
                 raw = frames.frame(number)
             except FrameDamageError as error:
+                if isinstance(error, ModelMismatchError) and not salvage:
+                    raise  # the profile or model is missing or another: not damage
                 raw = None
                 report.damage.append(Damage(number, entry.raw_offset, size, str(error),
                                             isinstance(error, FrameMemoryError)))

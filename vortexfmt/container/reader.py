@@ -28,6 +28,13 @@ from vortexfmt.errors import VortexFormatError
 from vortexfmt.limits import check_memory_limit
 
 
+def file_path(fileobj) -> str | None:
+    """The path `fileobj` was opened from, if it has one (its directory is searched for
+    the archive's profile)."""
+    name = getattr(fileobj, "name", None)
+    return name if isinstance(name, str) and name not in ("<stdin>",) else None
+
+
 def _is_seekable(fileobj) -> bool:
     try:
         return bool(fileobj.seekable())
@@ -62,7 +69,8 @@ class FrameReader(io.RawIOBase):
             self._stream_threads = threads
             self._stream_pool = ThreadPoolExecutor(threads, thread_name_prefix="vortex-decode") \
                 if threads > 1 else None
-        self._decoders = FrameDecoders(self.header.model_id, model, device, memory_limit)
+        self._decoders = FrameDecoders(self.header.model_id, model, device, memory_limit,
+                                       archive_path=file_path(fileobj))
         self._frames = FrameReadAhead(fileobj, self.layout.base, self.layout.frames,
                                       self.header, self._decoders, threads) \
             if self._seekable else None

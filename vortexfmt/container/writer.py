@@ -69,6 +69,10 @@ class ArchiveWriter(io.BufferedIOBase):
     payload"); without it cm guesses on frames of 64 KiB or more. It needs cm among the
     codecs (auto or cm); a string that cannot be read raises LayoutError (a ValueError).
 
+    `model` is the model of the neural and mixed codecs, or a profile (a `.vxprofile`
+    path or a vortexfmt.profiles.Profile) with which cm primes every frame (FORMAT.md
+    "Primed frames"; the archive then records the profile's id).
+
     Every write to `fileobj` is checked: a short count is completed by writing the rest, a
     count of 0 or None raises OSError (EIO), and the first error writing (ENOSPC, EPIPE)
     is the writer's failure like a frame's, below: close() raises it again and writes

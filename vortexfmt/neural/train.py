@@ -11,12 +11,11 @@ integer-exact model that codes archives.
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from vortexfmt.neural.features import frame_features, lane_lengths
 from vortexfmt.neural.lanes import DEFAULT_LANE_LENGTH
 from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import VortexError
+from vortexfmt.training_files import expand_inputs  # noqa: F401  (its callers' import)
 from vortexfmt.neural import intmath
 from vortexfmt.neural.files import ModelFile, resolve_device, save_model
 from vortexfmt.neural.integer import lookup_tables
@@ -65,38 +65,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files named, found under directories, or matched by globs; refuses files that a
-    MANIFEST.tsv beside them marks bench-only (benchmark figures must stay honest)."""
-    found: list[Path] = []
-    for item in inputs:
-        matches = glob.glob(item, recursive=True) if glob.has_magic(item) else [item]
-        if not matches:
-            raise VortexError(f"{item}: no such file")
-        for match in matches:
-            path = Path(match)
-            if path.is_dir():
-                found += sorted(p for p in path.rglob("*") if p.is_file())
-            elif path.is_file():
-                found.append(path)
-            else:
-                raise VortexError(f"{item}: no such file")
-    kept = []
-    for path in found:
-        if path.name in ("MANIFEST.tsv", "BASELINES.tsv", "README.md"):
-            continue
-        if _manifest_use(path) == "bench-only":
-            raise VortexError(f"{path}: MANIFEST.tsv marks it bench-only; never train on it")
-        kept.append(path)
-    if not kept:
-        raise VortexError("no training data")
-    return kept
-
-
-def _manifest_use(path: Path) -> str | None:
-    manifest = path.parent / "MANIFEST.tsv"
-    if not manifest.exists():
-        return None
     lines = manifest.read_text().splitlines()
     header = lines[0].split("\t")
     if "file" not in header or "use" not in header:
