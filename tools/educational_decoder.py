@@ -393,8 +393,10 @@ class Mixer:  # "Mixers"
         if -8 < err < 8:
             return
         base, end = self.base, self.base + self.n
-        self.w[base:end] = [min(max(w + ((((xi * err) >> 14) + 1) >> 1), -16384), 16384)
-                            for w, xi in zip(self.w[base:end], x)]
+        w = [w + ((((xi * err) >> 14) + 1) >> 1) for w, xi in zip(self.w[base:end], x)]
+        if min(w) < -16384 or max(w) > 16384:  # seldom: clamp
+            w = [min(max(v, -16384), 16384) for v in w]
+        self.w[base:end] = w
 
 
 class Apm:  # "APMs"
