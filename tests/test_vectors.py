@@ -122,3 +122,42 @@ def test_salvage_of_a_bad_archive_reports_damage(row):
     except VortexFormatError:
         return
     assert not report.ok
+
+
+# --- CM vectors (fixtures/vectors/cm) ----------------------------------------------------------
+
+CM_VECTORS = VECTORS / "cm"
+CM_MANIFEST = read_tsv(CM_VECTORS / "MANIFEST.tsv")
+
+
+def test_cm_manifest_lists_every_cm_vector():
+    names = sorted(path.stem for path in CM_VECTORS.glob("*.vtx"))
+    assert sorted(row["name"] for row in CM_MANIFEST) == names
+    assert names == sorted(path.stem for path in CM_VECTORS.glob("*.bin"))
+
+
+@pytest.mark.parametrize("row", CM_MANIFEST, ids=lambda row: row["name"])
+def test_reencoding_a_cm_vector_reproduces_it(row):
+    """The cm payload is a function of the raw bytes and the parameters MANIFEST.tsv gives."""
+    blob = (CM_VECTORS / f"{row['name']}.vtx").read_bytes()
+    content = (CM_VECTORS / f"{row['name']}.bin").read_bytes()
+    assert len(content) == int(row["raw_size"])
+    again = make_vectors.cm_archive(content, int(row["frame_size"]), int(row["lanes"]),
+                                    int(row["table_bits"]), int(row["stride"]))
+    assert again == blob, first_difference(again, blob)
+
+
+def test_cm_vectors_cover_the_parameters():
+    """Several lanes (and empty ones), records, the smallest and the largest tables."""
+    from vortexfmt.spec.cm import max_table_bits
+    rows = [{key: int(value) for key, value in row.items()
+             if key not in ("name", "description")} for row in CM_MANIFEST]
+    assert {1, 2, 40} <= {row["lanes"] for row in rows}
+    def has_empty_lane(row):  # its first frame's last lane starts at the frame's end
+        n = min(row["frame_size"], row["raw_size"])
+        return -(-n // row["lanes"]) * (row["lanes"] - 1) >= n
+    assert any(has_empty_lane(row) for row in rows)
+    assert {0, 24, 37} <= {row["stride"] for row in rows}
+    assert any(row["table_bits"] == 10 and row["raw_size"] > 2048 for row in rows)
+    assert any(row["table_bits"] == max_table_bits(min(row["frame_size"], row["raw_size"]))
+               and row["table_bits"] >= 13 for row in rows)
