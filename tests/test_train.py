@@ -14,7 +14,7 @@ import vortexfmt
 from vortexfmt.errors import VortexError
 from vortexfmt.neural.files import load_model
 from vortexfmt.neural.network import CONFIGS
-from vortexfmt.neural.train import TrainOptions, expand_inputs, train
+from vortexfmt.neural.train import TrainOptions, train
 
 DATA = b"".join(b"record %05d: temperature=%03d status=OK\n" % (i, (i * 7) % 300)
                 for i in range(600))
@@ -64,26 +64,9 @@ def test_init_fine_tunes_an_existing_model(data_file, tmp_path, tiny_model):
     assert result.model.config == tiny_model.config
 
 
-def test_bench_only_corpus_files_are_refused(tmp_path):
-    (tmp_path / "MANIFEST.tsv").write_text("file\tuse\nsecret.bin\tbench-only\n")
-    (tmp_path / "secret.bin").write_bytes(b"x" * 100)
-    with pytest.raises(VortexError, match="bench-only"):
-        expand_inputs([str(tmp_path / "secret.bin")])
-    with pytest.raises(VortexError, match="bench-only"):
-        expand_inputs([str(tmp_path)])
-
-
-def test_directories_and_globs_expand_to_files(tmp_path):
-    (tmp_path / "a.bin").write_bytes(b"a")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.bin").write_bytes(b"b")
-    assert {p.name for p in expand_inputs([str(tmp_path)])} == {"a.bin", "b.bin"}
-    assert {p.name for p in expand_inputs([str(tmp_path / "*.bin")])} == {"a.bin"}
-
-
 def test_cli_train_writes_a_usable_model(data_file, tmp_path):
     model = tmp_path / "cli.safetensors"
-    result = run_vortex("train", data_file, "-o", model, "--config", "tiny", "--steps", "4",
+    result = run_vortex("train", "--neural", data_file, "-o", model, "--config", "tiny", "--steps", "4",
                         "--batch-size", "2", "--context", "128", "-q", timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert load_model(model).config == CONFIGS["tiny"]

@@ -43,3 +43,14 @@ def _manifest_use(path: Path) -> str | None:
     manifest = path.parent / "MANIFEST.tsv"
     if not manifest.exists():
         return None
+    lines = manifest.read_text().splitlines()
+    if not lines:
+        return None
+    header = lines[0].split("\t")
+    if "file" not in header or "use" not in header:
+        return None
+    for line in lines[1:]:
+        row = dict(zip(header, line.split("\t"), strict=False))
+        if row.get("file") == path.name:
+            return row.get("use")
+    return None

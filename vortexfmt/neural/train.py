@@ -65,17 +65,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-    lines = manifest.read_text().splitlines()
-    header = lines[0].split("\t")
-    if "file" not in header or "use" not in header:
-        return None
-    for line in lines[1:]:
-        row = dict(zip(header, line.split("\t"), strict=False))
-        if row.get("file") == path.name:
-            return row.get("use")
-    return None
-
-
 class LaneDataset:
     """Every lane of every training frame with its features, as (lanes, T) tensors."""
 
