@@ -233,6 +233,22 @@ def test_the_transform_chosen_never_measures_larger_than_the_identity_on_its_sam
     assert min(sizes[1:]) < sizes[0] - sizes[0] // numeric_search.MARGIN
 
 
+def test_a_layout_never_makes_a_frame_larger_where_the_sample_is_the_whole_frame():
+    """The descriptor (2 + 2 bytes per field) counts against a transform: 11 records of a
+    u64 and 50 float32 values, where the fields' deltas measure smaller than the bytes as
+    they are, but not by the 104 bytes the descriptor of 51 fields takes."""
+    rng = np.random.default_rng(7)
+    stamps = (1_700_000_000_000 + 10 * np.arange(11)).astype("<u8")
+    readings = (20 + rng.normal(0, 0.01, (11, 50)).cumsum(axis=0)).astype("<f4")
+    records = np.zeros(11, dtype=[("t", "<u8"), ("v", "<f4", (50,))])
+    records["t"], records["v"] = stamps, readings
+    data = records.tobytes()
+    assert len(data) <= numeric_search.SAMPLE_MIN_BYTES  # the sample is the frame
+    plain = CmCodec(numeric=False).encode(data)
+    for text in ("<u8,50<f4", "<u8,50<u4", "<u8,100<u2"):
+        assert len(CmCodec(layout=text).encode(data)) <= len(plain), text
+
+
 def test_revision_1_payloads_without_the_flag_still_decode():
     data = text(3000)
     payload = CmCodec(numeric=False).encode(data)

@@ -15,8 +15,10 @@ Only the encoder runs this; the choice is recorded in the payload. Two stages:
 2. The best layout, written interleaved and as byte planes, the same layout without
    differences (delta order 0, interleaved: the cm contexts often predict values better
    than a delta does), and the frame as it is (the identity) are each coded by the cm
-   kernel itself on a sample of the frame, and the smallest wins; a transform must beat the identity by 1/128 of its size, so that noise
-   in the sample does not trade the identity for a transform that is no better.
+   kernel itself on a sample of the frame, and the smallest wins, a transform's size
+   including its share of the descriptor the payload carries (2 + 2 bytes per field); a
+   transform must beat the identity by 1/128 of its size, so that noise in the sample does
+   not trade the identity for a transform that is no better.
 
 The estimate is in floating point (an encoder's heuristic: whatever it picks, the payload
 records it and decodes exactly); stage 2 compares integer sizes.
@@ -66,6 +68,11 @@ MAX_GUESSED_CHANNELS = 16
 Measure = Callable[[bytes, int], int]
 
 
+def descriptor_size(transform: Transform) -> int:
+    """Bytes of the payload's numeric descriptor for `transform` (FORMAT.md)."""
+    return 2 + 2 * len(transform.fields)
+
+
 def stride_for(transform: Transform) -> int:
     """The record length the cm contexts see in data `transform` wrote: the record size
     when written interleaved (records of 2..1024 bytes), else none (0): a plane holds one
@@ -100,7 +107,10 @@ def choose_transform(raw: bytes, layout: RecordLayout | None, measure: Measure,
     threshold = best_size - best_size // MARGIN
     for transform in candidates:
         coded = apply(sample, transform)
-        size = measure(coded, stride_for(transform))
+        # the payload also carries the transform's descriptor (2 + 2F bytes): its share of
+        # the sample counts against the transform (all of it where the sample is the frame)
+        descriptor = -(-descriptor_size(transform) * len(sample) // len(raw))
+        size = measure(coded, stride_for(transform)) + descriptor
         if size < threshold and size < best_size:
             best, best_size = transform, size
     return best
