@@ -161,3 +161,106 @@ def test_cm_vectors_cover_the_parameters():
     assert any(row["table_bits"] == 10 and row["raw_size"] > 2048 for row in rows)
     assert any(row["table_bits"] == max_table_bits(min(row["frame_size"], row["raw_size"]))
                and row["table_bits"] >= 13 for row in rows)
+
+
+# --- Numeric vectors (fixtures/vectors/numeric, format 1.3) ------------------------------------
+
+NUMERIC_VECTORS = VECTORS / "numeric"
+NUMERIC_MANIFEST = read_tsv(NUMERIC_VECTORS / "MANIFEST.tsv")
+PRIMED_VECTORS = VECTORS / "primed"
+PRIMED_MANIFEST = read_tsv(PRIMED_VECTORS / "MANIFEST.tsv")
+
+
+def cm_headers(blob: bytes):
+    """(archive's version_minor, model_id, [(parsed cm payload header, raw size)])."""
+    from vortexfmt.codecs.cm import parse_header
+    with vortexfmt.open(io.BytesIO(blob)) as reader:
+        frames = reader.layout.frames
+    headers = []
+    for entry in frames:
+        assert blob[entry.frame_offset + 4] == 5  # a cm frame
+        start = entry.frame_offset + 32
+        payload = blob[start:start + entry.payload_size]
+        headers.append((parse_header(payload, entry.raw_size)[0], entry.raw_size))
+    return blob[9], blob[16:48], headers
+
+
+def test_numeric_and_primed_manifests_list_every_vector():
+    for directory, manifest in ((NUMERIC_VECTORS, NUMERIC_MANIFEST),
+                                (PRIMED_VECTORS, PRIMED_MANIFEST)):
+        names = sorted(path.stem for path in directory.glob("*.vtx"))
+        assert sorted(row["name"] for row in manifest) == names
+        assert names == sorted(path.stem for path in directory.glob("*.bin"))
+    assert sorted(path.stem for path in PRIMED_VECTORS.glob("*.vxprofile")) == \
+        sorted(row["name"] for row in PRIMED_MANIFEST)
+
+
+@pytest.mark.parametrize("row", NUMERIC_MANIFEST, ids=lambda row: row["name"])
+def test_numeric_vector_decodes_and_every_frame_is_transformed(row):
+    blob = (NUMERIC_VECTORS / f"{row['name']}.vtx").read_bytes()
+    content = (NUMERIC_VECTORS / f"{row['name']}.bin").read_bytes()
+    assert len(content) == int(row["raw_size"])
+    assert vortexfmt.decompress(blob) == content
+    minor, model_id, headers = cm_headers(blob)
+    assert minor == 3 and model_id == bytes(32)
+    for header, _ in headers:
+        assert header.flags == 0x01
+        assert header.transform.describe() == row["transform"]
+
+
+def test_numeric_vectors_cover_the_descriptor():
+    """Both orders, every width, both byte orders, delta orders 0-2, zigzag on and off,
+    records with a tail, and a frame shorter than one record."""
+    fields, orders, tails, short = set(), set(), 0, 0
+    for row in NUMERIC_MANIFEST:
+        blob = (NUMERIC_VECTORS / f"{row['name']}.vtx").read_bytes()
+        for header, raw_size in cm_headers(blob)[2]:
+            transform = header.transform
+            orders.add(transform.order)
+            fields |= set(transform.fields)
+            records, tail = divmod(raw_size, transform.record_size)
+            tails += records > 0 and tail > 0
+            short += records == 0
+    assert orders == {0, 1}
+    assert {field.width for field in fields} == {1, 2, 4, 8}
+    assert {field.big_endian for field in fields} == {False, True}
+    assert {field.delta for field in fields} == {0, 1, 2}
+    assert {field.zigzag for field in fields} == {False, True}
+    assert {(field.delta, field.zigzag) for field in fields} >= {(1, True), (2, True),
+                                                                  (2, False), (0, False)}
+    assert tails >= 2 and short >= 1
+
+
+@pytest.mark.parametrize("row", NUMERIC_MANIFEST, ids=lambda row: row["name"])
+def test_vortex_verifies_a_numeric_vector(cli, row):
+    assert cli("verify", NUMERIC_VECTORS / f"{row['name']}.vtx").exit_code == 0
+
+
+# --- Primed vectors (fixtures/vectors/primed, format 1.3) --------------------------------------
+
+@pytest.mark.parametrize("row", PRIMED_MANIFEST, ids=lambda row: row["name"])
+def test_primed_vector_decodes_with_its_profile_only(row):
+    from vortexfmt.profiles.files import load_profile
+    blob = (PRIMED_VECTORS / f"{row['name']}.vtx").read_bytes()
+    content = (PRIMED_VECTORS / f"{row['name']}.bin").read_bytes()
+    profile_path = PRIMED_VECTORS / f"{row['name']}.vxprofile"
+    profile = load_profile(profile_path)
+    assert len(profile.prime) == int(row["prime_size"])
+    minor, model_id, headers = cm_headers(blob)
+    assert minor == 3 and model_id == profile.profile_id
+    assert all(header.flags == 0x02 and header.lanes == 1 for header, _ in headers)
+    assert vortexfmt.decompress(blob, model=str(profile_path)) == content
+    other = next(path for path in PRIMED_VECTORS.glob("*.vxprofile") if path != profile_path)
+    with pytest.raises(VortexFormatError):
+        vortexfmt.decompress(blob, model=str(other))
+
+
+@pytest.mark.parametrize("row", PRIMED_MANIFEST, ids=lambda row: row["name"])
+def test_reencoding_a_primed_vector_with_the_writer_reproduces_it(row):
+    """`vortex pack --model PROFILE` writes these very bytes: the profile's table size and
+    stride, one lane, every frame primed."""
+    content = (PRIMED_VECTORS / f"{row['name']}.bin").read_bytes()
+    again = vortexfmt.compress(content, codec="cm", frame_size=int(row["frame_size"]),
+                               model=str(PRIMED_VECTORS / f"{row['name']}.vxprofile"))
+    blob = (PRIMED_VECTORS / f"{row['name']}.vtx").read_bytes()
+    assert again == blob, first_difference(again, blob)

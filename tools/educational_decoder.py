@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """An educational Vortex decoder, written from FORMAT.md alone.
 
-    python tools/educational_decoder.py ARCHIVE OUTPUT
+    python tools/educational_decoder.py [--profile PROFILE] ARCHIVE OUTPUT
 
 Reads the whole archive, checks every structure and checksum as FORMAT.md says a
-sequential reader must, decodes stored, zstd, lzma and cm frames, and writes the content to
-OUTPUT (only once all of it is verified). Any damage: a one-line message on stderr, exit 1,
-and nothing written.
+sequential reader must, decodes stored, zstd, lzma and cm frames (numeric transforms and
+primed frames included: format 1.3; primed frames need the archive's profile, PROFILE),
+and writes the content to OUTPUT (only once all of it is verified). Any damage: a one-line
+message on stderr, exit 1, and nothing written.
 
 It imports nothing from vortexfmt: only the standard library, xxhash and zstandard. It is
 meant to be read next to FORMAT.md (section names are given in comments), and is slow:
@@ -15,6 +16,8 @@ the cm model runs in Python, one bit at a time (a few KiB per second).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import lzma
 import operator
 import struct
@@ -76,8 +79,8 @@ def check_sum(structure: bytes, what: str, offset: int) -> None:
         raise Damaged(f"{what} at offset {offset}: checksum mismatch")
 
 
-def read_file_header(archive: Archive) -> int:
-    """Checks the file header; returns frame_size."""
+def read_file_header(archive: Archive) -> tuple[int, bytes]:
+    """Checks the file header; returns frame_size and model_id."""
     header = archive.take(52, "file header")
     if header[:8] != FILE_MAGIC:
         raise Damaged("not a Vortex archive (bad file magic)")
@@ -89,12 +92,21 @@ def read_file_header(archive: Archive) -> int:
         raise Damaged(f"file header: unknown flags {flags:#06x}")
     if not 1 <= frame_size <= MAX_FRAME_SIZE:
         raise Damaged(f"file header: frame size {frame_size} outside 1..{MAX_FRAME_SIZE}")
-    return frame_size  # any version_minor is accepted; model_id matters to neural frames only
+    # any version_minor is accepted; model_id matters to primed (and neural) frames only
+    return frame_size, header[16:48]
 
 
-def decode_archive(data: bytes) -> bytes:
+def decode_archive(data: bytes, profile: bytes | None = None) -> bytes:
+    """The content of the archive `data`; `profile`: the bytes of the profile file its
+    primed cm frames need (FORMAT.md "Profiles"), if any."""
     archive = Archive(data)
-    frame_size = read_file_header(archive)
+    frame_size, model_id = read_file_header(archive)
+    prime = None
+    if profile is not None:
+        prime, profile_id = read_profile(profile)
+        if model_id != profile_id:
+            raise Damaged(f"the profile's id {profile_id.hex()} is not the archive's model "
+                          f"id {model_id.hex()}")
     content = bytearray()
     entries = []  # what the seek index must say, one (offset, raw offset, sizes) per frame
     while True:
@@ -103,7 +115,7 @@ def decode_archive(data: bytes) -> bytes:
         if magic == FRAME_MAGIC:
             if entries and entries[-1][2] != frame_size:
                 raise Damaged(f"frame at offset {start} follows a short frame")
-            raw = read_frame(archive, start, len(entries), frame_size)
+            raw = read_frame(archive, start, len(entries), frame_size, model_id, prime)
             entries.append((start, len(content), len(raw), archive.offset - start - 32))
             content += raw
         elif magic == SKIPPABLE_MAGIC:
@@ -118,7 +130,8 @@ def decode_archive(data: bytes) -> bytes:
             raise Damaged(f"offset {start}: no frame, skippable section or seek index here")
 
 
-def read_frame(archive: Archive, start: int, number: int, frame_size: int) -> bytes:
+def read_frame(archive: Archive, start: int, number: int, frame_size: int, model_id: bytes,
+               prime: bytes | None) -> bytes:
     header = FRAME_MAGIC + archive.take(28, "frame header")
     check_sum(header, "frame header", start)
     codec, flags, reserved, frame_number, raw_size, payload_size, raw_checksum = \
@@ -135,7 +148,7 @@ def read_frame(archive: Archive, start: int, number: int, frame_size: int) -> by
                       "raw bytes")
     payload = archive.take(payload_size, f"{where}: payload")
     try:
-        raw = decode_payload(codec, payload, raw_size)
+        raw = decode_payload(codec, payload, raw_size, model_id, prime)
     except Damaged as error:
         raise Damaged(f"{where}: {error}") from None
     if len(raw) != raw_size:
@@ -173,7 +186,8 @@ def read_index_and_trailer(archive: Archive, start: int, entries, content) -> No
 
 # --- Frame codecs (FORMAT.md "Frame codecs") ---------------------------------------------------
 
-def decode_payload(codec: int, payload: bytes, raw_size: int) -> bytes:
+def decode_payload(codec: int, payload: bytes, raw_size: int, model_id: bytes = bytes(32),
+                   prime: bytes | None = None) -> bytes:
     if codec == 0:  # stored
         return payload
     if codec == 1:  # zstd: one frame, nothing after it, at most raw_size bytes out
@@ -194,7 +208,7 @@ def decode_payload(codec: int, payload: bytes, raw_size: int) -> bytes:
             raise Damaged("lzma payload does not end with its end-of-stream marker")
         return raw
     if codec == 5:
-        return decode_cm(payload, raw_size)
+        return decode_cm(payload, raw_size, model_id, prime)
     name = CODEC_NAMES.get(codec, f"codec-{codec}")
     raise Damaged(f"{name} payload: unsupported codec id {codec} (this decoder implements "
                   "stored, zstd, lzma and cm)")
@@ -217,22 +231,34 @@ def read_leb128(data: bytes, offset: int) -> tuple[int, int]:
     raise Damaged("LEB128 value longer than 10 bytes")
 
 
-def decode_cm(payload: bytes, n: int) -> bytes:
+NUMERIC, PRIMED = 0x01, 0x02  # the cm payload's flags (format 1.3)
+
+
+def decode_cm(payload: bytes, n: int, model_id: bytes = bytes(32),
+              prime: bytes | None = None) -> bytes:
     if len(payload) < 5:
         raise Damaged("cm payload header is truncated")
     revision, flags, table_bits, stride = struct.unpack_from("<BBBH", payload)
     if revision != 1:
         raise Damaged(f"cm payload of revision {revision}; this decoder knows revision 1")
-    if flags != 0:
+    if flags & ~(NUMERIC | PRIMED):
         raise Damaged(f"cm payload has unknown flags {flags:#04x}")
+    if flags == NUMERIC | PRIMED:
+        raise Damaged("cm payload is both primed and numeric")
     largest = min(22, max(10, (n - 1).bit_length()))  # ceil(log2 n)
     if not 10 <= table_bits <= largest:
         raise Damaged(f"cm payload table_bits {table_bits} is outside 10..{largest}")
     if stride > 1024:
         raise Damaged(f"cm payload stride {stride} exceeds 1024")
-    lanes, offset = read_leb128(payload, 5)
+    offset = 5
+    fields = None
+    if flags & NUMERIC:
+        order, fields, offset = read_numeric_descriptor(payload, offset)
+    lanes, offset = read_leb128(payload, offset)
     if not 1 <= lanes <= max(1, n):
         raise Damaged(f"cm payload has {lanes} lanes for {n} bytes")
+    if flags & PRIMED and lanes != 1:
+        raise Damaged(f"primed cm payload has {lanes} lanes, not 1")
     if lanes > len(payload) - offset:
         raise Damaged("cm payload header is truncated")
     lengths = []
@@ -245,7 +271,122 @@ def decode_cm(payload: bytes, n: int) -> bytes:
     for length in lengths:
         streams.append(payload[offset:offset + length])
         offset += length
-    return CmFrame(n, table_bits, stride, streams).decode()
+    if flags & PRIMED:  # "Primed frames"
+        if model_id == bytes(32):
+            raise Damaged("primed cm frame in an archive whose model_id is zero")
+        if prime is None:
+            raise Damaged(f"primed cm frame: give the profile {model_id.hex()} (--profile)")
+        return CmFrame(n, table_bits, stride, streams, prime).decode()
+    frame = CmFrame(n, table_bits, stride, streams).decode()
+    return frame if fields is None else undo_numeric(frame, order, fields)
+
+
+# --- Numeric transform (FORMAT.md "CM payload", "Numeric descriptor") --------------------------
+
+def read_numeric_descriptor(payload: bytes, offset: int):
+    """(order, [(width, big_endian, delta, zigzag)], offset after it)."""
+    if offset + 2 > len(payload):
+        raise Damaged("cm numeric descriptor is truncated")
+    order, count = payload[offset], payload[offset + 1]
+    if order > 1:
+        raise Damaged(f"cm numeric descriptor has order {order}")
+    if count == 0:
+        raise Damaged("cm numeric descriptor has no fields")
+    if offset + 2 + 2 * count > len(payload):
+        raise Damaged("cm numeric descriptor is truncated")
+    fields = []
+    for f in range(count):
+        width, mode = payload[offset + 2 + 2 * f], payload[offset + 3 + 2 * f]
+        if width not in (1, 2, 4, 8):
+            raise Damaged(f"cm numeric field {f} has width {width}")
+        if mode & 0xF0:
+            raise Damaged(f"cm numeric field {f} has reserved mode bits {mode:#04x}")
+        delta = (mode >> 1) & 3
+        if delta == 3:
+            raise Damaged(f"cm numeric field {f} has delta order 3")
+        fields.append((width, bool(mode & 1), delta, bool(mode & 8)))
+    return order, fields, offset + 2 + 2 * count
+
+
+def undo_numeric(data: bytes, order: int, fields) -> bytes:
+    """The frame, from the bytes the model decoded."""
+    n = len(data)
+    R = sum(width for width, _, _, _ in fields)
+    m = n // R
+    if m == 0:
+        return data
+    if order == 0:  # interleaved: c[0][0] c[0][1] ... then the tail
+        records = [data[i * R:(i + 1) * R] for i in range(m)]
+    else:  # planes: byte j of every record, for j = 0..R-1, then the tail
+        records = [bytes(data[j * m + i] for j in range(R)) for i in range(m)]
+    out = bytearray(data[m * R:])  # the tail, after the records
+    out[0:0] = bytes(m * R)
+    o = 0
+    for width, big_endian, delta, zigzag in fields:
+        B = 8 * width
+        mask = (1 << B) - 1
+        v = [int.from_bytes(records[i][o:o + width], "big") for i in range(m)]  # MSB first
+        if zigzag:
+            v = [(x >> 1) ^ (mask if x & 1 else 0) for x in v]
+        for _ in range(delta):  # the running sum, mod 2^B
+            total = 0
+            for i in range(m):
+                total = (total + v[i]) & mask
+                v[i] = total
+        byteorder = "big" if big_endian else "little"
+        for i in range(m):
+            out[i * R + o:i * R + o + width] = v[i].to_bytes(width, byteorder)
+        o += width
+    return bytes(out)
+
+
+# --- Profiles (FORMAT.md "Profiles") -----------------------------------------------------------
+
+MAX_PRIME_SIZE = 4 << 20
+PROFILE_KEYS = {"format", "table_bits", "stride", "layout"}
+
+
+def read_profile(data: bytes) -> tuple[bytes, bytes]:
+    """(priming bytes, profile id) of a profile file's bytes."""
+    if len(data) > 8 + 65536 + MAX_PRIME_SIZE:
+        raise Damaged("profile: file too large")
+    if len(data) < 8:
+        raise Damaged("profile: truncated")
+    (size,) = struct.unpack_from("<Q", data)
+    if size > 65536 or 8 + size > len(data):
+        raise Damaged(f"profile: header of {size} bytes")
+    try:
+        header = json.loads(data[8:8 + size].decode("utf-8"))
+    except ValueError:
+        raise Damaged("profile: unreadable header") from None
+    p = len(data) - 8 - size
+    metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("vortex.format") != "vortex-profile" \
+            or metadata.get("vortex.version") != "1":
+        raise Damaged("profile: not a version-1 Vortex profile")
+    tensor = header.get("prime")
+    if list(header) != ["prime"] or not isinstance(tensor, dict) or \
+            tensor.get("dtype") != "U8" or tensor.get("shape") != [p] or \
+            tensor.get("data_offsets") != [0, p] or not 1 <= p <= MAX_PRIME_SIZE:
+        raise Damaged("profile: it must hold one tensor, 'prime', of 1..4 MiB filling the file")
+    try:
+        settings = json.loads(metadata["vortex.profile"])
+    except (KeyError, TypeError, ValueError):
+        raise Damaged("profile: no readable vortex.profile") from None
+    if not isinstance(settings, dict) or set(settings) != PROFILE_KEYS:
+        raise Damaged("profile: vortex.profile must hold format, table_bits, stride, layout")
+    name, table_bits, stride, layout = (settings[k] for k in ("format", "table_bits",
+                                                               "stride", "layout"))
+    if not (isinstance(name, str) and 1 <= len(name) <= 64 and name.isprintable()
+            and type(table_bits) is int and 10 <= table_bits <= 18
+            and type(stride) is int and 0 <= stride <= 1024
+            and (layout is None or isinstance(layout, str) and 1 <= len(layout) <= 256)):
+        raise Damaged("profile: vortex.profile has a value out of range")
+    prime = data[8 + size:]
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    profile_id = hashlib.sha256(b"vortex-profile\x001\x00" + canonical.encode("ascii") +
+                                b"\x00" + prime).digest()
+    return prime, profile_id
 
 
 # --- CM model (FORMAT.md "CM model") -----------------------------------------------------------
@@ -430,7 +571,12 @@ MIXER_SETS = (608, 256, 2048, 1024, 4096)
 class CmFrame:
     """One cm frame's model and decoders ("State at the start of a frame")."""
 
-    def __init__(self, n: int, table_bits: int, stride: int, streams: list[bytes]) -> None:
+    def __init__(self, n: int, table_bits: int, stride: int, streams: list[bytes],
+                 prime: bytes = b"") -> None:
+        # A primed frame ("Primed frames") is coded as one lane of the priming bytes and the
+        # frame's n bytes, the priming bytes learnt but not coded.
+        self.prime = prime
+        n += len(prime)
         self.n, self.stride = n, stride
         self.frame = bytearray(n)
         lanes = len(streams)
@@ -450,7 +596,17 @@ class CmFrame:
         self.A0, self.A1, self.AM = Apm(256), Apm(65536), Apm(1032)
 
     def decode(self) -> bytes:  # "Lanes and order of coding"
-        for t in range(self.lanes[0].length if self.lanes else 0):
+        p = len(self.prime)
+        for t in range(p):  # "Primed frames": learn each bit of P as if it had been decoded
+            lane = self.lanes[0]
+            self.begin_byte(lane, t)
+            byte = self.prime[t]
+            for j in range(8):
+                self.predict()
+                self.update((byte >> (7 - j)) & 1)
+            self.frame[t] = byte
+            self.end_byte(byte)
+        for t in range(p, self.lanes[0].length if self.lanes else 0):
             for k, lane in enumerate(self.lanes):
                 if t >= lane.length:
                     break
@@ -461,7 +617,7 @@ class CmFrame:
                 byte = self.c0 & 0xFF
                 self.frame[lane.start + t] = byte
                 self.end_byte(byte)
-        return bytes(self.frame)
+        return bytes(self.frame[p:])
 
     def known(self, p: int) -> bool:
         o = p % self.T
@@ -621,14 +777,22 @@ class CmFrame:
 # --- Command line ------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} ARCHIVE OUTPUT", file=sys.stderr)
+    args = argv[1:]
+    profile_path = None
+    if len(args) == 4 and args[0] == "--profile":
+        profile_path, args = args[1], args[2:]
+    if len(args) != 2:
+        print(f"usage: {argv[0]} [--profile PROFILE] ARCHIVE OUTPUT", file=sys.stderr)
         return 2
-    path, output = argv[1], argv[2]
+    path, output = args
     try:
+        profile = None
+        if profile_path is not None:
+            with open(profile_path, "rb") as handle:
+                profile = handle.read(8 + 65536 + MAX_PRIME_SIZE + 1)
         with open(path, "rb") as handle:
             data = handle.read()
-        content = decode_archive(data)
+        content = decode_archive(data, profile)
         with open(output, "wb") as handle:
             handle.write(content)
     except Damaged as error:
