@@ -114,6 +114,16 @@ def train(ctx, data, output, neural, format_name, prime_size, frame_size, layout
                    f"(integer-exact)", err=True)
 
 
+def _default_format_name(path) -> str:
+    """The first file's suffix (else its name), kept to what a profile's name may hold:
+    printable ASCII, at most 64 characters; "data" if nothing is left."""
+    from vortexfmt.profiles.files import MAX_NAME_LENGTH, is_printable_ascii
+
+    text = path.suffix.lstrip(".") or path.name
+    kept = "".join(character for character in text if is_printable_ascii(character))
+    return kept[:MAX_NAME_LENGTH] or "data"
+
+
 def _train_profile(data, output, format_name, prime_size, frame_size, layout,
                    max_bytes_per_file, quiet) -> None:
     from vortexfmt.errors import VortexError
@@ -121,15 +131,24 @@ def _train_profile(data, output, format_name, prime_size, frame_size, layout,
     from vortexfmt.profiles.train import train_profile
     from vortexfmt.training_files import expand_inputs
 
+    from vortexfmt.profiles.files import MAX_NAME_LENGTH, is_printable_ascii
+
     try:
+        if format_name is not None and not (0 < len(format_name) <= MAX_NAME_LENGTH
+                                            and is_printable_ascii(format_name)):
+            raise ValueError(f"--format: a profile's name is 1..{MAX_NAME_LENGTH} printable "
+                             "ASCII characters")
         files = expand_inputs(data)
-        name = format_name or files[0].suffix.lstrip(".") or files[0].name
+        name = format_name or _default_format_name(files[0])
         log = None if quiet else (lambda line: click.echo(f"  {line}", err=True))
         result = train_profile(files, name, frame_size=frame_size, prime_size=prime_size,
                                max_bytes_per_file=max_bytes_per_file, layout=layout, log=log)
         save_profile(output, result.profile)
     except VortexError as error:
         click.echo(f"vortex: {error}", err=True)
+        raise SystemExit(1) from None
+    except ValueError as error:  # a --format or --layout the profile cannot hold
+        click.echo(f"vortex: {output}: {error}", err=True)
         raise SystemExit(1) from None
     except OSError as error:
         click.echo(f"vortex: {error.filename or output}: {error.strerror or error}", err=True)

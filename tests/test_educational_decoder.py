@@ -19,6 +19,7 @@ import sys
 
 import pytest
 from conftest import CORPUS, FIXTURES, ROOT
+from test_profiles import HOSTILE
 
 import vortexfmt
 
@@ -89,6 +90,15 @@ def test_a_bad_profile_is_refused(edit, message):
     educational.read_profile(profile)
     with pytest.raises(educational.Damaged, match=message):
         educational.read_profile(edit(profile))
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_the_profiles_the_library_refuses_are_refused(case):
+    """tests/test_profiles.py's hostile profile files: both readers refuse each."""
+    import struct
+    header, data = HOSTILE[case]()
+    with pytest.raises(educational.Damaged, match="profile"):
+        educational.read_profile(struct.pack("<Q", len(header)) + header + data)
 
 
 def test_cm_vectors_hold_cm_frames_only():

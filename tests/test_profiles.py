@@ -135,6 +135,12 @@ HOSTILE = {
     "an unknown setting": lambda: (_header(8, settings={**SETTINGS.to_dict(), "x": 1}),
                                    bytes(8)),
     "settings not JSON": lambda: (_header(8, settings="{"), bytes(8)),
+    "a name that is not ASCII": lambda: (_header(8, settings={**SETTINGS.to_dict(),
+                                                               "format": "Zürich"}), bytes(8)),
+    "a layout with a control character": lambda: (
+        _header(8, settings={**SETTINGS.to_dict(), "layout": "<i4\n"}), bytes(8)),
+    "a missing setting": lambda: (_header(8, settings={
+        k: v for k, v in SETTINGS.to_dict().items() if k != "layout"}), bytes(8)),
     "a header that is not JSON": lambda: (b"\xff" * 16, bytes(8)),
 }
 
@@ -407,6 +413,26 @@ def test_cli_pack_with_a_missing_profile_is_one_line(cli, tmp_path):
     assert result.exit_code == 1
     assert result.stderr == f"vortex: {tmp_path / 'typo.vxprofile'}: no such profile file\n"
     assert not (tmp_path / "a.vtx").exists()
+
+
+def test_cli_train_names_a_profile_after_the_suffix_in_printable_ascii(cli, tmp_path):
+    data = tmp_path / "readings.größe"
+    data.write_bytes(bytes(range(256)) * 40)
+    profile = tmp_path / "p.vxprofile"
+    result = cli("train", "-q", data, "-o", profile, "--prime-size", "2K",
+                 "--frame-size", "4K")
+    assert result.exit_code == 0, result.output
+    assert load_profile(profile).settings.format == "gre"
+
+
+def test_cli_train_refuses_a_name_a_profile_cannot_hold_on_one_line(cli, tmp_path):
+    data = tmp_path / "readings.bin"
+    data.write_bytes(bytes(range(256)) * 40)
+    result = cli("train", data, "-o", tmp_path / "p.vxprofile", "--format", "Zürich")
+    assert result.exit_code == 1
+    assert "printable ASCII" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "p.vxprofile").exists()
 
 
 def test_cli_train_refuses_neural_options_without_neural(cli, tmp_path):

@@ -377,10 +377,12 @@ def read_profile(data: bytes) -> tuple[bytes, bytes]:
         raise Damaged("profile: vortex.profile must hold format, table_bits, stride, layout")
     name, table_bits, stride, layout = (settings[k] for k in ("format", "table_bits",
                                                                "stride", "layout"))
-    if not (isinstance(name, str) and 1 <= len(name) <= 64 and name.isprintable()
+    def printable(text) -> bool:  # printable ASCII, 0x20..0x7E
+        return isinstance(text, str) and all(" " <= c <= "~" for c in text)
+    if not (printable(name) and 1 <= len(name) <= 64
             and type(table_bits) is int and 10 <= table_bits <= 18
             and type(stride) is int and 0 <= stride <= 1024
-            and (layout is None or isinstance(layout, str) and 1 <= len(layout) <= 256)):
+            and (layout is None or printable(layout) and 1 <= len(layout) <= 256)):
         raise Damaged("profile: vortex.profile has a value out of range")
     prime = data[8 + size:]
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

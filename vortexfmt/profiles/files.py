@@ -75,8 +75,9 @@ class ProfileSettings:
     def check(self) -> None:
         """Raise ValueError unless every field is within its bounds."""
         if not isinstance(self.format, str) or not 0 < len(self.format) <= MAX_NAME_LENGTH \
-                or not self.format.isprintable():
-            raise ValueError(f"format name must be 1..{MAX_NAME_LENGTH} printable characters")
+                or not is_printable_ascii(self.format):
+            raise ValueError(f"format name must be 1..{MAX_NAME_LENGTH} printable ASCII "
+                             "characters")
         for name, value, low, high in (
                 ("table_bits", self.table_bits, cm_layout.MIN_TABLE_BITS,
                  MAX_PROFILE_TABLE_BITS),
@@ -85,8 +86,16 @@ class ProfileSettings:
                     not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
         if self.layout is not None and (not isinstance(self.layout, str) or
-                                        not 0 < len(self.layout) <= MAX_LAYOUT_LENGTH):
-            raise ValueError(f"layout must be None or 1..{MAX_LAYOUT_LENGTH} characters")
+                                        not 0 < len(self.layout) <= MAX_LAYOUT_LENGTH
+                                        or not is_printable_ascii(self.layout)):
+            raise ValueError(f"layout must be None or 1..{MAX_LAYOUT_LENGTH} printable ASCII "
+                             "characters")
+
+
+def is_printable_ascii(text: str) -> bool:
+    """Whether every character is printable ASCII, 0x20..0x7E (FORMAT.md "Profiles": a
+    rule any reader can check, unlike Unicode's categories, which change between versions)."""
+    return all(" " <= character <= "~" for character in text)
 
 
 @dataclass
@@ -171,27 +180,34 @@ def read_header(path: str | os.PathLike) -> tuple[dict, int]:
 
 def load_profile(path: str | os.PathLike) -> Profile:
     """Read and check a profile file; raises ProfileError if it is not one. Reads at most
-    MAX_PROFILE_FILE_SIZE bytes whatever the file declares."""
+    MAX_PROFILE_FILE_SIZE bytes whatever the file declares, and checks the header and the
+    settings before reading the priming bytes (FORMAT.md "Profiles")."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             metadata, prime_size = _parse_header(handle, size, path)
+            settings = _parse_settings(metadata, path)
             prime = handle.read(prime_size)
     except OSError as error:
         raise ProfileError(f"{path}: cannot read the profile ({error.strerror or error})") \
             from None
     if len(prime) != prime_size:
         raise ProfileError(f"{path}: truncated profile")
+    return Profile(settings, prime, path)
+
+
+def _parse_settings(metadata: dict, path: Path) -> ProfileSettings:
     try:
         fields = json.loads(metadata["vortex.profile"])
         if not isinstance(fields, dict) or set(fields) != {"format", "table_bits", "stride",
                                                            "layout"}:
             raise ValueError("settings must be format, table_bits, stride and layout")
-        profile = Profile(ProfileSettings(**fields), prime, path)
+        settings = ProfileSettings(**fields)
+        settings.check()
     except (KeyError, TypeError, ValueError) as error:
         raise ProfileError(f"{path}: bad profile settings ({error})") from None
-    return profile
+    return settings
 
 
 def _parse_header(handle, size: int, path: Path) -> tuple[dict, int]:
