@@ -131,13 +131,11 @@ def _train_profile(data, output, format_name, prime_size, frame_size, layout,
     from vortexfmt.profiles.train import train_profile
     from vortexfmt.training_files import expand_inputs
 
-    from vortexfmt.profiles.files import MAX_NAME_LENGTH, is_printable_ascii
+    from vortexfmt.profiles.files import check_format_name
 
     try:
-        if format_name is not None and not (0 < len(format_name) <= MAX_NAME_LENGTH
-                                            and is_printable_ascii(format_name)):
-            raise ValueError(f"--format: a profile's name is 1..{MAX_NAME_LENGTH} printable "
-                             "ASCII characters")
+        if format_name is not None:
+            check_format_name(format_name)  # before training, not after
         files = expand_inputs(data)
         name = format_name or _default_format_name(files[0])
         log = None if quiet else (lambda line: click.echo(f"  {line}", err=True))

@@ -74,10 +74,7 @@ class ProfileSettings:
 
     def check(self) -> None:
         """Raise ValueError unless every field is within its bounds."""
-        if not isinstance(self.format, str) or not 0 < len(self.format) <= MAX_NAME_LENGTH \
-                or not is_printable_ascii(self.format):
-            raise ValueError(f"format name must be 1..{MAX_NAME_LENGTH} printable ASCII "
-                             "characters")
+        check_format_name(self.format)
         for name, value, low, high in (
                 ("table_bits", self.table_bits, cm_layout.MIN_TABLE_BITS,
                  MAX_PROFILE_TABLE_BITS),
@@ -90,6 +87,13 @@ class ProfileSettings:
                                         or not is_printable_ascii(self.layout)):
             raise ValueError(f"layout must be None or 1..{MAX_LAYOUT_LENGTH} printable ASCII "
                              "characters")
+
+
+def check_format_name(name) -> None:
+    """Raise ValueError unless `name` can name a profile's format (FORMAT.md "Profiles")."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH \
+            or not is_printable_ascii(name):
+        raise ValueError(f"format name must be 1..{MAX_NAME_LENGTH} printable ASCII characters")
 
 
 def is_printable_ascii(text: str) -> bool:
