@@ -114,3 +114,23 @@ def test_the_cli_packs_and_unpacks_with_torch_unimportable(tmp_path):
     """)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
+def test_reading_frames_without_a_numeric_transform_never_imports_numpy(tmp_path):
+    """numpy's import is most of a small random read's start-up: a reader imports it only
+    for a frame that has a numeric transform to undo (and an encoder, which searches)."""
+    archive = tmp_path / "data.vtx"
+    data = bytes(range(256)) * 300
+    archive.write_bytes(vortexfmt.compress(data, codec="cm", frame_size=4096))
+    result = _run(f"""
+        import sys
+        import vortexfmt
+        data = bytes(range(256)) * 300
+        with vortexfmt.open({str(archive)!r}) as f:
+            f.seek(70_000)
+            assert f.read(586) == data[70_000:70_586]
+        assert vortexfmt.decompress(open({str(archive)!r}, "rb").read()) == data
+        print("numpy" in sys.modules)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

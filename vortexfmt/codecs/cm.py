@@ -25,10 +25,8 @@ from construct import ConstructError, StreamError
 
 from vortexfmt import native
 from vortexfmt.codecs import numeric
-from vortexfmt.codecs.numeric_search import AUTO_MIN_RAW_SIZE, choose_transform, stride_for
 from vortexfmt.codecs.record_layout import RecordLayout, parse_layout
 from vortexfmt.codecs.stats import EncodeStats
-from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import CodingCancelled, ModelMismatchError, VortexFormatError
 from vortexfmt import spec
 from vortexfmt.spec import CodecId
@@ -85,7 +83,7 @@ class CmCodec:
                  profile=None) -> None:
         """`layout` (a layout string, vortexfmt.codecs.record_layout, or a parsed one) says
         what the frames' records are; without it the encoder guesses, on frames of
-        numeric_search.AUTO_MIN_RAW_SIZE bytes or more. Either way a numeric transform is
+        numeric.AUTO_MIN_RAW_SIZE bytes or more. Either way a numeric transform is
         used only where it measures smaller than coding the bytes as they are.
         `numeric=False` never transforms (every payload is then a format 1.2 one).
         Raises LayoutError (a ValueError) for a layout string that cannot be read.
@@ -116,7 +114,7 @@ class CmCodec:
         """Whether frames of up to `frame_size` bytes (None: any) may get a numeric
         transform, which needs format 1.3 (FrameEncoder records it in the header)."""
         return self.numeric and (self.layout is not None or frame_size is None
-                                 or frame_size >= AUTO_MIN_RAW_SIZE)
+                                 or frame_size >= numeric.AUTO_MIN_RAW_SIZE)
 
     def encode(self, raw: bytes, stop: threading.Event | None = None,
                threads: int = 1) -> bytes:
@@ -125,6 +123,8 @@ class CmCodec:
         context stage on a thread of its own while this one mixes and codes: the same
         payload, in about two thirds of the time where a core is free (decoding has no
         such choice: each bit is needed before the next one's contexts)."""
+        from vortexfmt.codecs.numeric_search import choose_transform  # numpy: encoders only
+        from vortexfmt.codecs.stride import choose_stride
         raw = bytes(raw)
         stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         transform = None
@@ -138,6 +138,8 @@ class CmCodec:
                     stride: int | None = None) -> bytes:
         """The payload of a frame rewritten by `transform` (None: coded as it is), without
         measuring; `stride`: the identity's record length if already known."""
+        from vortexfmt.codecs.numeric_search import stride_for  # numpy: encoders only
+        from vortexfmt.codecs.stride import choose_stride
         raw = bytes(raw)
         if transform is not None:
             raw = numeric.apply(raw, transform)

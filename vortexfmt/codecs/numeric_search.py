@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from vortexfmt.codecs.numeric import (
+    AUTO_MIN_RAW_SIZE,
     INTERLEAVED,
     PLANES,
     Field,
@@ -43,8 +44,6 @@ from vortexfmt.codecs.numeric import (
 )
 from vortexfmt.codecs.record_layout import RecordLayout
 
-#: Frames below this size are not searched for a transform (unless a layout is given).
-AUTO_MIN_RAW_SIZE = 64 << 10
 #: Bytes of the frame the estimate (stage 1) reads.
 ESTIMATE_BYTES = 16 << 10
 #: Stage 2 runs only if the best layout's estimate is below this fraction of the frame's
