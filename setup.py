@@ -21,6 +21,7 @@ serves every x86-64 CPU, and the integer arithmetic gives the same bytes on both
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -32,9 +33,14 @@ _COMPILE_ARGS = ["-O3"] if sys.platform != "win32" else ["/O2"]
 _PLUGIN = "vortexfmt.hdf5.plugins.libh5vortex"
 
 
+#: Every header: a kernel is rebuilt when one changes (its sources include most of them).
+_HEADERS = sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True))
+
+
 def _kernel(name: str, *sources: str) -> Pybind11Extension:
     return Pybind11Extension(name, list(sources), include_dirs=["csrc"], cxx_std=17,
-                             extra_compile_args=_COMPILE_ARGS, language="c++")
+                             extra_compile_args=_COMPILE_ARGS, language="c++",
+                             depends=_HEADERS)
 
 
 class _BuildExt(build_ext):
@@ -65,7 +71,7 @@ def _plugins() -> list[Pybind11Extension]:
         extra_compile_args=_COMPILE_ARGS, language="c++", libraries=["dl"] if linux else [],
         # exports HDF5's entry points only (the file says why)
         extra_link_args=["-Wl,--version-script=csrc/hdf5/exports.map"] if linux else [],
-        depends=["csrc/hdf5/exports.map"])]
+        depends=["csrc/hdf5/exports.map", *_HEADERS])]
 
 
 setup(

@@ -224,6 +224,47 @@ def test_a_primed_frame_has_one_lane():
         kernel.decode(b"ab", [(0, 1), (1, 1)], 4, 10, 0, None, b"xy")
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.binary(max_size=2000), min_size=1, max_size=3),
+       prime=st.binary(min_size=1, max_size=3000), stride=st.sampled_from([0, 1, 3, 12]))
+def test_a_frame_coded_from_a_learnt_model_is_the_frame_coded_after_learning(frames, prime,
+                                                                              stride):
+    # the model that learnt the priming bytes once, copied for each frame, codes every
+    # frame as learning the priming bytes again before it does: the same payload
+    learnt = kernel.learn_primed_model(prime, 10, stride)
+    assert learnt.prime_size == len(prime)
+    for data in frames:
+        payload = _primed_round_trip(data, prime, 10, stride)
+        streams, _ = kernel.encode(data, 1, 10, stride, False, primed_model=learnt)
+        assert b"".join(streams) == payload
+        assert kernel.decode(payload, [(0, len(payload))], len(data), 10, stride,
+                             primed_model=learnt) == data
+
+
+def test_a_learnt_model_codes_only_frames_of_its_settings_in_one_lane():
+    learnt = kernel.learn_primed_model(b"0123456789", 10, 12)
+    for table_bits, stride in ((11, 12), (10, 0)):
+        with pytest.raises(ValueError, match="other table bits or stride"):
+            kernel.encode(b"abcd", 1, table_bits, stride, False, primed_model=learnt)
+        with pytest.raises(ValueError, match="other table bits or stride"):
+            kernel.decode(b"ab", [(0, 2)], 4, table_bits, stride, primed_model=learnt)
+    with pytest.raises(ValueError, match="one lane"):
+        kernel.encode(b"abcd", 2, 10, 12, False, primed_model=learnt)
+    with pytest.raises(ValueError, match="priming bytes and a primed model"):
+        kernel.encode(b"abcd", 1, 10, 12, False, prime=b"xy", primed_model=learnt)
+    with pytest.raises(ValueError, match="needs priming bytes"):
+        kernel.learn_primed_model(b"", 10, 12)
+
+
+def test_learning_priming_bytes_stops_when_asked():
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(kernel.Cancelled):
+        kernel.learn_primed_model(text(200_000), 12, 0, stop)
+
+
 def test_without_priming_bytes_payloads_are_those_of_revision_1_as_before():
     data = text(5000)
     assert kernel.encode(data, 1, 12, 0, False, None, 1, b"") == \
@@ -285,7 +326,24 @@ def test_a_primed_frame_in_an_archive_that_records_no_profile_is_damage(profile)
         vortexfmt.decompress(bytes(blob), model=profile.path)
 
 
-def test_a_primed_frame_needs_the_priming_bytes_bound_in_memory():
+def test_a_codec_learns_the_priming_bytes_once_and_codes_each_frame_as_if_it_learnt_them():
+    prime = records(2000, seed=1)
+    codec = CmCodec(profile=Profile(SETTINGS, prime))
+    frames = [records(400, seed=seed) for seed in (2, 3)] + [records(40, seed=4)]
+    payloads = [codec.encode(frame) for frame in frames]
+    for frame, payload in zip(frames, payloads):
+        header, streams = parse_payload(payload, len(frame))
+        expected, _ = kernel.encode(frame, 1, header.table_bits, header.stride, False,
+                                    prime=prime)  # learning the priming bytes for this frame
+        assert payload.endswith(b"".join(expected))
+    # the last frame is short enough for smaller tables: other settings, learnt again
+    assert len({parse_header(p, len(f))[0].table_bits for p, f in zip(payloads, frames)}) == 2
+    reader = CmCodec(profile=Profile(SETTINGS, prime))
+    for frame, payload in reversed(list(zip(frames, payloads))):
+        assert reader.decode(payload, len(frame)) == frame
+
+
+def test_a_primed_frame_needs_the_priming_bytes_and_the_learnt_model_bound_in_memory():
     payload = CmCodec(profile=Profile(SETTINGS, b"0123456789")).encode(text(2000))
     plain = CmCodec().encode(text(2000))
     primed_need = frame_need(CodecId.CM, payload, 2000)
@@ -293,8 +351,9 @@ def test_a_primed_frame_needs_the_priming_bytes_bound_in_memory():
     assert table_bits == min(SETTINGS.table_bits, layout.max_table_bits(2000))  # capped
     assert primed_need.memory == limits.cm_frame_memory(2000, len(payload), table_bits, 1,
                                                         primed=True)
+    # the model that learnt the priming bytes is kept, and copied for each frame
     assert primed_need.memory - limits.cm_frame_memory(2000, len(payload), table_bits, 1) \
-        == 2 * layout.MAX_PRIME_SIZE
+        == limits.cm_table_bytes(table_bits) + limits.CM_MODEL_BYTES + 3 * layout.MAX_PRIME_SIZE
     assert frame_need(CodecId.CM, plain, 2000).memory < primed_need.memory
 
 

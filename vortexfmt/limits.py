@@ -70,13 +70,15 @@ def cm_frame_memory(raw_size: int, payload_size: int, table_bits: int, lanes: in
         cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES
         + raw_size + payload_size
         (+ CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if `numeric`)
-        (+ 2 * MAX_PRIME_SIZE if `primed`: the profile's priming bytes, and their copy
-        before the frame in the model's buffer)
+        (+ cm_table_bytes(table_bits) + CM_MODEL_BYTES + 3 * MAX_PRIME_SIZE if `primed`:
+        the model that learnt the profile's priming bytes, kept to be copied for each
+        frame, its copy of those bytes, the profile's, and their copy before the frame in
+        the frame's buffer)
     """
-    return cm_table_bytes(table_bits) + CM_MODEL_BYTES + lanes * CM_LANE_BYTES + \
-        raw_size + payload_size + \
+    model = cm_table_bytes(table_bits) + CM_MODEL_BYTES
+    return model + lanes * CM_LANE_BYTES + raw_size + payload_size + \
         (CM_NUMERIC_BYTES_PER_RAW_BYTE * raw_size if numeric else 0) + \
-        (2 * cm_layout.MAX_PRIME_SIZE if primed else 0)
+        (model + 3 * cm_layout.MAX_PRIME_SIZE if primed else 0)
 
 
 # --- neural (codec 2) and mixed (codec 4): vortexfmt/neural/ -----------------------------------

@@ -61,10 +61,20 @@ class ContextModel {
         match_bits_(std::min(params.table_bits + 4, 24)),
         order0_(8 * 256), runs_(kContexts * 128 * 2), matches_(kMatchModels * 64 * 2) {
     for (int i = 0; i < kContexts; ++i) tables_.emplace_back(params.table_bits);
-    for (int m = 0; m < kMatchModels; ++m) {
-      match_memory_.emplace_back(sizeof(uint32_t) << match_bits_);
-      match_table_[m] = static_cast<uint32_t*>(match_memory_.back().data());
-    }
+    for (int m = 0; m < kMatchModels; ++m) match_tables_.emplace_back(match_bits_);
+  }
+  // A copy learns on from the same state in memory of its own; rebind() gives it its frame.
+  ContextModel(const ContextModel&) = default;
+  ContextModel(ContextModel&&) = default;
+  ContextModel& operator=(const ContextModel&) = delete;
+
+  // Codes on over `frame` (`size` bytes, lanes of `lane_length`), whose bytes before the
+  // position reached are those this model learnt: a primed model's copy, given a frame
+  // that starts with the priming bytes (frame.h, PrimedState).
+  void rebind(const uint8_t* frame, size_t size, size_t lane_length) {
+    frame_ = frame;
+    size_ = size;
+    lane_length_ = lane_length;
   }
 
   // Prepares the coding of byte `t` of `lane`; the frame bytes it may read are known.
@@ -207,7 +217,7 @@ class ContextModel {
     size_t slot[kMatchModels];
     for (int m = 0; m < kMatchModels; ++m) {  // read below: ask memory now
       slot[m] = match_slot(m, lane);
-      __builtin_prefetch(&match_table_[m][slot[m]]);
+      __builtin_prefetch(&match_tables_[m][slot[m]]);
     }
     for (int i = 0; i < kContexts; ++i) {
       Bucket* b = first_[i];
@@ -252,7 +262,7 @@ class ContextModel {
     }
     const int order = kMatchOrder[m];
     if (t_ + 1 < static_cast<size_t>(order)) return;
-    uint32_t* table = match_table_[m];
+    PositionTable& table = match_tables_[m];
     if (match.length == 0 && table[slot] != 0) {
       // the frame position that followed the context's last occurrence: a match when it
       // is known and at least `order` bytes before it agree with the lane's last
@@ -309,8 +319,7 @@ class ContextModel {
   size_t size_, lane_length_;
   int stride_;
   int match_bits_;
-  std::vector<ZeroedMemory> match_memory_;
-  uint32_t* match_table_[kMatchModels];  // position after each context's last occurrence, + 1
+  std::vector<PositionTable> match_tables_;  // position after each context's last occurrence, + 1
   std::vector<ContextTable> tables_;
   AdaptiveMap order0_, runs_, matches_;
   // the byte being coded

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -56,7 +57,11 @@ class ZeroedMemory {
     std::free(data_);
 #endif
   }
-  ZeroedMemory(const ZeroedMemory&) = delete;
+  // A copy holds the same bytes in memory of its own (a primed model's state, copied for
+  // each frame: frame.h, PrimedState).
+  ZeroedMemory(const ZeroedMemory& other) : ZeroedMemory(other.bytes_) {
+    std::memcpy(data_, other.data_, bytes_);
+  }
   ZeroedMemory& operator=(const ZeroedMemory&) = delete;
   ZeroedMemory(ZeroedMemory&& other) noexcept : bytes_(other.bytes_), data_(other.data_) {
     other.data_ = nullptr;
@@ -74,6 +79,12 @@ class ContextTable {
   explicit ContextTable(int bits)
       : mask_((size_t{1} << bits) - 1), memory_(sizeof(Bucket) << bits),
         buckets_(static_cast<Bucket*>(memory_.data())) {}
+  ContextTable(const ContextTable& other)  // the same buckets, in memory of its own
+      : mask_(other.mask_), memory_(other.memory_),
+        buckets_(static_cast<Bucket*>(memory_.data())) {}
+  ContextTable(ContextTable&& other) noexcept
+      : mask_(other.mask_), memory_(std::move(other.memory_)), buckets_(other.buckets_) {}
+  ContextTable& operator=(const ContextTable&) = delete;
 
   VORTEX_INLINE void prefetch(uint64_t hash) const {  // both buckets find() may probe
     const size_t i = (hash >> 20) & mask_;
@@ -102,6 +113,23 @@ class ContextTable {
   size_t mask_;
   ZeroedMemory memory_;
   Bucket* buckets_;
+};
+
+// A table of 2^bits frame positions, zeroed (the match models': match_model.h).
+class PositionTable {
+ public:
+  explicit PositionTable(int bits)
+      : memory_(sizeof(uint32_t) << bits), entries_(static_cast<uint32_t*>(memory_.data())) {}
+  PositionTable(const PositionTable& other)  // the same entries, in memory of its own
+      : memory_(other.memory_), entries_(static_cast<uint32_t*>(memory_.data())) {}
+  PositionTable(PositionTable&& other) noexcept
+      : memory_(std::move(other.memory_)), entries_(other.entries_) {}
+  PositionTable& operator=(const PositionTable&) = delete;
+  VORTEX_INLINE uint32_t& operator[](size_t i) { return entries_[i]; }
+
+ private:
+  ZeroedMemory memory_;
+  uint32_t* entries_;
 };
 
 VORTEX_INLINE uint64_t hash_context(uint64_t x, uint64_t salt) {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -92,6 +93,73 @@ VORTEX_INLINE bool learn_priming(Model& model, Lane& lane, const uint8_t* data, 
   return true;
 }
 
+// A primed model learnt once: the model and its lane after the priming bytes, from which
+// each primed frame starts with a copy instead of learning the priming bytes again (for 1
+// MiB of priming, a copy of the tables takes a few percent of the time learning takes). A
+// frame coded from a copy is the frame coded after learning, byte for byte: the copy holds
+// the state learning reaches, and in one lane the model reads only bytes before the one it
+// codes, never its frame's size (rebind). Read-only once learnt: frames on several threads
+// may copy it at once.
+struct PrimedState {
+  PrimedState(const uint8_t* bytes, size_t primed, const Params& settings)
+      : prime(bytes, bytes + primed), params(settings),
+        model(prime.data(), primed, std::max<size_t>(primed, 1), settings) {
+    lane.length = primed;
+  }
+  PrimedState(const PrimedState&) = delete;  // the model points into `prime`
+  PrimedState& operator=(const PrimedState&) = delete;
+
+  const std::vector<uint8_t> prime;  // the priming bytes
+  const Params params;                // the table size and stride it was learnt with
+  Model model;
+  Lane lane;
+};
+
+// Learns `state`'s priming bytes. False when `interrupt` stops it (`state` is then of no use).
+VORTEX_MULTIVERSION bool learn_primed_state_body(PrimedState* state, Interrupt* interrupt,
+                                                 std::exception_ptr* failure) {
+  try {
+    InterruptCheck check(interrupt);
+    return learn_priming(state->model, state->lane, state->prime.data(), state->prime.size(),
+                         check);
+  } catch (...) {  // nothing may leave a clone (kernel_support.h)
+    *failure = std::current_exception();
+    return false;
+  }
+}
+
+// A model that has learnt prime[0, primed) with `params`; null when `interrupt` stopped it.
+inline std::unique_ptr<PrimedState> learn_primed_state(const uint8_t* prime, size_t primed,
+                                                       const Params& params,
+                                                       Interrupt* interrupt = nullptr) {
+  if (primed == 0) throw std::invalid_argument("a primed model needs priming bytes");
+  auto state = std::make_unique<PrimedState>(prime, primed, params);
+  std::exception_ptr failure;
+  const bool learnt = learn_primed_state_body(state.get(), interrupt, &failure);
+  if (failure) std::rethrow_exception(failure);
+  if (!learnt) return nullptr;
+  return state;
+}
+
+// The model a frame starts with: a copy of `state`'s, coding on over `frame` (the priming
+// bytes, then the frame: `size` bytes in one lane, whose Lane is `lane`), or a new one.
+VORTEX_INLINE Model starting_model(const PrimedState* state, const uint8_t* frame, size_t size,
+                                   size_t lane_length, const Params& params, Lane* lane) {
+  if (state == nullptr) return Model(frame, size, lane_length, params);
+  Model model(state->model);
+  model.rebind(frame, size, lane_length);
+  const size_t length = lane->length;
+  *lane = state->lane;
+  lane->length = length;
+  return model;
+}
+
+inline void check_primed_state(const PrimedState& state, size_t lanes, const Params& params) {
+  if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
+  if (state.params.table_bits != params.table_bits || state.params.stride != params.stride)
+    throw std::invalid_argument("the primed model was learnt with other table bits or stride");
+}
+
 // -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
 // 4096 and from 61440 (the likeliest bits, which cost almost nothing), else at the middle
 // of p's step of 16 (within 0.2% of the exact cost), so that the tables stay in cache.
@@ -138,23 +206,24 @@ class FrameStreams {
 // Codes `size` bytes in `lanes` lanes; with `measure`, also sums the ideal code length, and
 // with `probabilities`, appends each bit's probability of a 1 (u16, little-endian) to its
 // lane's string there (for the tests that hold the streams equal to torchac's). With
-// `primed` > 0 (one lane only), data[0, primed) are priming bytes, learnt and not coded,
-// and the frame is data[primed, size).
+// `primed` > 0 (one lane only), data[0, primed) are priming bytes, learnt (or, with
+// `state`, already learnt there) and not coded, and the frame is data[primed, size).
 VORTEX_MULTIVERSION EncodedFrame encode_frame_body(const uint8_t* data, size_t size,
                                                    size_t lanes, const Params& params,
                                                    bool measure,
                                                    std::vector<std::string>* probabilities,
                                                    Interrupt* interrupt,
                                                    std::exception_ptr* failure,
-                                                   size_t primed) {
+                                                   size_t primed, const PrimedState* state) {
   try {
     InterruptCheck check(interrupt);
     size_t lane_length = 0;
     std::vector<Lane> lane = make_lanes(size, lanes, &lane_length);
-    Model model(data, size, lane_length, params);
+    Model model = starting_model(state, data, size, lane_length, params, lane.data());
     FrameStreams streams(lanes, measure);
     double bits = 0;  // a local, not a member: it stays in a register
-    if (primed > 0 && !learn_priming(model, lane[0], data, primed, check)) return {};
+    if (state == nullptr && primed > 0 && !learn_priming(model, lane[0], data, primed, check))
+      return {};
     const size_t steps = lanes > 0 ? lane[0].length : 0;
     for (size_t t = primed; t < steps; ++t) {
       for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
@@ -190,32 +259,42 @@ inline std::string primed_buffer(const uint8_t* prime, size_t primed, const uint
   return buffer;
 }
 
+// With `state` (prime and primed are then not given), a frame primed with its bytes.
 inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
                                 const Params& params, bool measure,
                                 std::vector<std::string>* probabilities = nullptr,
                                 Interrupt* interrupt = nullptr,
-                                const uint8_t* prime = nullptr, size_t primed = 0) {
+                                const uint8_t* prime = nullptr, size_t primed = 0,
+                                const PrimedState* state = nullptr) {
   std::exception_ptr failure;
   EncodedFrame result;
+  if (state != nullptr) {
+    if (primed != 0) throw std::invalid_argument("priming bytes and a primed model");
+    check_primed_state(*state, lanes, params);
+    prime = state->prime.data();
+    primed = state->prime.size();
+  }
   if (primed == 0) {
     result = encode_frame_body(data, size, lanes, params, measure, probabilities, interrupt,
-                               &failure, 0);
+                               &failure, 0, nullptr);
   } else {
     if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
     const std::string buffer = primed_buffer(prime, primed, data, size);
     result = encode_frame_body(reinterpret_cast<const uint8_t*>(buffer.data()), buffer.size(),
-                               1, params, measure, probabilities, interrupt, &failure, primed);
+                               1, params, measure, probabilities, interrupt, &failure, primed,
+                               state);
   }
   if (failure) std::rethrow_exception(failure);
   return result;
 }
 
 // Decodes `size` bytes from one stream per lane. With `primed` > 0 (one stream only), the
-// model first learns the priming bytes prime[0, primed) as the encoder did.
+// model first learns the priming bytes prime[0, primed) as the encoder did (with `state`,
+// which has learnt them, it starts from a copy of that model).
 VORTEX_MULTIVERSION std::string decode_frame_body(
     const std::vector<std::pair<const uint8_t*, size_t>>& streams, size_t size,
     const Params& params, Interrupt* interrupt, std::exception_ptr* failure,
-    const uint8_t* prime, size_t primed) {
+    const uint8_t* prime, size_t primed, const PrimedState* state) {
   try {
     InterruptCheck check(interrupt);
     const size_t lanes = streams.size();
@@ -224,10 +303,11 @@ VORTEX_MULTIVERSION std::string decode_frame_body(
     std::string out(primed + size, '\0');
     uint8_t* frame = reinterpret_cast<uint8_t*>(out.data());
     if (primed > 0) std::copy(prime, prime + primed, frame);
-    Model model(frame, primed + size, lane_length, params);
+    Model model = starting_model(state, frame, primed + size, lane_length, params, lane.data());
     std::vector<Decoder> decoder;
     for (const auto& s : streams) decoder.emplace_back(s.first, s.second);
-    if (primed > 0 && !learn_priming(model, lane[0], frame, primed, check)) return {};
+    if (state == nullptr && primed > 0 && !learn_priming(model, lane[0], frame, primed, check))
+      return {};
     const size_t steps = lanes > 0 ? lane[0].length : 0;
     for (size_t t = primed; t < steps; ++t) {
       for (size_t i = 0; i < lanes && t < lane[i].length; ++i) {
@@ -254,12 +334,19 @@ VORTEX_MULTIVERSION std::string decode_frame_body(
 inline std::string decode_frame(const std::vector<std::pair<const uint8_t*, size_t>>& streams,
                                 size_t size, const Params& params,
                                 Interrupt* interrupt = nullptr,
-                                const uint8_t* prime = nullptr, size_t primed = 0) {
+                                const uint8_t* prime = nullptr, size_t primed = 0,
+                                const PrimedState* state = nullptr) {
+  if (state != nullptr) {
+    if (primed != 0) throw std::invalid_argument("priming bytes and a primed model");
+    check_primed_state(*state, streams.size(), params);
+    prime = state->prime.data();
+    primed = state->prime.size();
+  }
   if (primed > 0 && streams.size() != 1)
     throw std::invalid_argument("a primed frame has one lane");
   std::exception_ptr failure;
   std::string result = decode_frame_body(streams, size, params, interrupt, &failure, prime,
-                                         primed);
+                                         primed, state);
   if (failure) std::rethrow_exception(failure);
   return result;
 }

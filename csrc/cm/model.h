@@ -69,6 +69,15 @@ class Model {
  public:
   Model(const uint8_t* frame, size_t size, size_t lane_length, const Params& params)
       : context_(frame, size, lane_length, params) {}
+  // A copy learns on from the same state (every table copied: about the memory of the
+  // tables); what it points into between bytes is set again by begin_byte and predict.
+  Model(const Model&) = default;
+  Model(Model&&) = default;
+  Model& operator=(const Model&) = delete;
+  // As ContextModel::rebind.
+  void rebind(const uint8_t* frame, size_t size, size_t lane_length) {
+    context_.rebind(frame, size, lane_length);
+  }
 
   // Prepares the coding of byte `t` of `lane`; the frame bytes it may read are known.
   VORTEX_INLINE void begin_byte(Lane& lane, size_t t) {

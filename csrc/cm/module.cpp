@@ -28,12 +28,14 @@
 //   context_model.h  ContextModel, the context stage: contexts, runs, order 0, matches
 //                    into each bit's BitInputs
 //   model.h          MixingModel, the mixing stage, and Model, both stages in turn
-//   frame.h          lanes, encode_frame and decode_frame (primed frames too), Interrupt
+//   frame.h          lanes, encode_frame and decode_frame (primed frames too), Interrupt,
+//                    PrimedState (a primed model learnt once, copied for each frame)
 //   two_threads.h    encode_frame_on_two_threads: the context stage on its own thread
 // Below: the Python bindings (left out with VORTEX_CM_STANDALONE, for a build without
 // pybind11).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -114,17 +116,49 @@ void check_priming(std::string_view prime, size_t lanes) {
 
 const uint8_t* as_bytes(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
+// A primed model (frame.h, PrimedState): the model after it learnt a profile's priming
+// bytes, once, with the table size and stride of the frames it will code.
+struct PrimedModel {
+  std::unique_ptr<vortex::cm::PrimedState> state;
+};
+
+PrimedModel learn_primed_model(py::bytes prime, int table_bits, int stride, py::object stop) {
+  const std::string_view priming = prime;
+  if (priming.empty()) throw std::invalid_argument("a primed model needs priming bytes");
+  const auto params = checked_params(table_bits, stride);
+  PrimedModel model;
+  model.state = interruptible(stop, [&](auto* interrupt) {
+    return vortex::cm::learn_primed_state(as_bytes(priming), priming.size(), params, interrupt);
+  });
+  return model;
+}
+
+// The state of `primed_model` (None: none), for a frame given no priming bytes of its own.
+const vortex::cm::PrimedState* state_of(const py::object& primed_model,
+                                        std::string_view priming) {
+  if (primed_model.is_none()) return nullptr;
+  if (!priming.empty()) throw std::invalid_argument("priming bytes and a primed model: give one");
+  const auto& model = primed_model.cast<const PrimedModel&>();
+  if (!model.state) throw std::invalid_argument("the primed model was never learnt");
+  return model.state.get();
+}
+
 // (streams, ideal bits) of `data` coded in `lanes` lanes, on one thread or two (the same
-// streams either way); with `prime`, after the model has learnt those bytes (frame.h).
+// streams either way); with `prime`, after the model has learnt those bytes, or with
+// `primed_model`, from a copy of one that has (frame.h; one thread: the same streams).
 py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure,
-                 py::object stop, int threads, py::bytes prime) {
+                 py::object stop, int threads, py::bytes prime, py::object primed_model) {
   const std::string_view raw = data, priming = prime;
   if (lanes < 1) throw std::invalid_argument("lanes must be at least 1");
   if (threads != 1 && threads != 2) throw std::invalid_argument("threads must be 1 or 2");
   check_priming(priming, lanes);
   const auto params = checked_params(table_bits, stride);
   const auto* bytes = as_bytes(raw);
+  const vortex::cm::PrimedState* state = state_of(primed_model, priming);
   const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
+    if (state != nullptr)
+      return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
+                                      interrupt, nullptr, 0, state);
     if (threads == 2)
       return vortex::cm::encode_frame_on_two_threads(bytes, raw.size(), lanes, params, measure,
                                                      interrupt, as_bytes(priming),
@@ -156,9 +190,11 @@ py::list probabilities(py::bytes data, size_t lanes, int table_bits, int stride,
 }
 
 // The `size` bytes coded by the streams payload[offset : offset + length], one per lane;
-// with `prime`, the model first learns those bytes, as encode did.
+// with `prime`, the model first learns those bytes, as encode did (or, with
+// `primed_model`, starts from a copy of one that has).
 py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>& streams,
-                 size_t size, int table_bits, int stride, py::object stop, py::bytes prime) {
+                 size_t size, int table_bits, int stride, py::object stop, py::bytes prime,
+                 py::object primed_model) {
   const std::string_view bytes = payload, priming = prime;
   if (streams.empty()) throw std::invalid_argument("at least one stream is needed");
   check_priming(priming, streams.size());
@@ -169,9 +205,10 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
     views.emplace_back(reinterpret_cast<const uint8_t*>(bytes.data()) + offset, length);
   }
   const auto params = checked_params(table_bits, stride);
+  const vortex::cm::PrimedState* state = state_of(primed_model, priming);
   const std::string out = interruptible(stop, [&](auto* interrupt) {
     return vortex::cm::decode_frame(views, size, params, interrupt, as_bytes(priming),
-                                    priming.size());
+                                    priming.size(), state);
   });
   return py::bytes(out);
 }
@@ -180,13 +217,23 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
 
 PYBIND11_MODULE(_cm_kernel, m) {
   py::register_exception<Cancelled>(m, "Cancelled");
+  py::class_<PrimedModel>(m, "PrimedModel",
+                          "a model that has learnt priming bytes, copied for each frame")
+      .def_property_readonly("prime_size", [](const PrimedModel& model) {
+        return model.state ? model.state->prime.size() : 0;
+      });
+  m.def("learn_primed_model", &learn_primed_model,
+        "a model that has learnt the priming bytes `prime`, for frames of these settings",
+        py::arg("prime"), py::arg("table_bits"), py::arg("stride"),
+        py::arg("stop") = py::none());
   m.def("encode", &encode, "context-mixing streams of a frame and its ideal code length",
         py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
         py::arg("measure"), py::arg("stop") = py::none(), py::arg("threads") = 1,
-        py::arg("prime") = py::bytes());
+        py::arg("prime") = py::bytes(), py::arg("primed_model") = py::none());
   m.def("decode", &decode, "a frame from its context-mixing streams", py::arg("payload"),
         py::arg("streams"), py::arg("size"), py::arg("table_bits"), py::arg("stride"),
-        py::arg("stop") = py::none(), py::arg("prime") = py::bytes());
+        py::arg("stop") = py::none(), py::arg("prime") = py::bytes(),
+        py::arg("primed_model") = py::none());
   m.def("probabilities", &probabilities, "each lane's bit probabilities, as encode codes them",
         py::arg("data"), py::arg("lanes"), py::arg("table_bits"), py::arg("stride"),
         py::arg("prime") = py::bytes());
