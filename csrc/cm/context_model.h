@@ -61,7 +61,7 @@ class ContextModel {
         match_bits_(std::min(params.table_bits + 4, 24)),
         order0_(8 * 256), runs_(kContexts * 128 * 2), matches_(kMatchModels * 64 * 2) {
     for (int i = 0; i < kContexts; ++i) tables_.emplace_back(params.table_bits);
-    for (int m = 0; m < kMatchModels; ++m) match_tables_.emplace_back(match_bits_);
+    for (int m = 0; m < kMatchModels; ++m) match_tables_.emplace_back(size_t{1} << match_bits_);
   }
   // A copy learns on from the same state in memory of its own; rebind() gives it its frame.
   ContextModel(const ContextModel&) = default;
@@ -262,7 +262,7 @@ class ContextModel {
     }
     const int order = kMatchOrder[m];
     if (t_ + 1 < static_cast<size_t>(order)) return;
-    PositionTable& table = match_tables_[m];
+    ZeroedArray<uint32_t>& table = match_tables_[m];
     if (match.length == 0 && table[slot] != 0) {
       // the frame position that followed the context's last occurrence: a match when it
       // is known and at least `order` bytes before it agree with the lane's last
@@ -319,7 +319,8 @@ class ContextModel {
   size_t size_, lane_length_;
   int stride_;
   int match_bits_;
-  std::vector<PositionTable> match_tables_;  // position after each context's last occurrence, + 1
+  // the position after each context's last occurrence, + 1
+  std::vector<ZeroedArray<uint32_t>> match_tables_;
   std::vector<ContextTable> tables_;
   AdaptiveMap order0_, runs_, matches_;
   // the byte being coded

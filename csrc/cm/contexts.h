@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -33,23 +32,26 @@ struct alignas(64) Bucket {
 };
 static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
 
-// Zeroed memory for tables that are read at random: the OS provides it lazily, and on
-// Linux in 2 MiB pages where it can (a lookup then seldom misses the TLB as well).
-class ZeroedMemory {
+// Zeroed arrays for tables that are read at random: the OS provides the memory lazily, and
+// on Linux in 2 MiB pages where it can (a lookup then seldom misses the TLB as well). A
+// copy holds the same elements in memory of its own (a primed model's state, copied for
+// each frame: frame.h, PrimedState).
+template <typename T>
+class ZeroedArray {
  public:
-  explicit ZeroedMemory(size_t bytes) : bytes_(bytes) {
+  explicit ZeroedArray(size_t count) : bytes_(count * sizeof(T)) {
 #if defined(__linux__)
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
-    madvise(p, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
-    data_ = p;
+    madvise(p, bytes_, MADV_HUGEPAGE);  // advice only: fine if refused
+    data_ = static_cast<T*>(p);
 #else  // buckets are cache lines: 64-byte alignment, as the type promises
-    data_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    data_ = static_cast<T*>(std::aligned_alloc(64, (bytes_ + 63) / 64 * 64));
     if (data_ == nullptr) throw std::bad_alloc();
-    std::memset(data_, 0, bytes);
+    std::memset(data_, 0, bytes_);
 #endif
   }
-  ~ZeroedMemory() {
+  ~ZeroedArray() {
     if (data_ == nullptr) return;
 #if defined(__linux__)
     munmap(data_, bytes_);
@@ -57,34 +59,24 @@ class ZeroedMemory {
     std::free(data_);
 #endif
   }
-  // A copy holds the same bytes in memory of its own (a primed model's state, copied for
-  // each frame: frame.h, PrimedState).
-  ZeroedMemory(const ZeroedMemory& other) : ZeroedMemory(other.bytes_) {
+  ZeroedArray(const ZeroedArray& other) : ZeroedArray(other.bytes_ / sizeof(T)) {
     std::memcpy(data_, other.data_, bytes_);
   }
-  ZeroedMemory& operator=(const ZeroedMemory&) = delete;
-  ZeroedMemory(ZeroedMemory&& other) noexcept : bytes_(other.bytes_), data_(other.data_) {
+  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  ZeroedArray(ZeroedArray&& other) noexcept : bytes_(other.bytes_), data_(other.data_) {
     other.data_ = nullptr;
   }
-  void* data() const { return data_; }
+  VORTEX_INLINE T& operator[](size_t i) const { return data_[i]; }
 
  private:
   size_t bytes_;
-  void* data_;
+  T* data_;
 };
 
 class ContextTable {
  public:
   // a zeroed bucket is empty
-  explicit ContextTable(int bits)
-      : mask_((size_t{1} << bits) - 1), memory_(sizeof(Bucket) << bits),
-        buckets_(static_cast<Bucket*>(memory_.data())) {}
-  ContextTable(const ContextTable& other)  // the same buckets, in memory of its own
-      : mask_(other.mask_), memory_(other.memory_),
-        buckets_(static_cast<Bucket*>(memory_.data())) {}
-  ContextTable(ContextTable&& other) noexcept
-      : mask_(other.mask_), memory_(std::move(other.memory_)), buckets_(other.buckets_) {}
-  ContextTable& operator=(const ContextTable&) = delete;
+  explicit ContextTable(int bits) : mask_((size_t{1} << bits) - 1), buckets_(size_t{1} << bits) {}
 
   VORTEX_INLINE void prefetch(uint64_t hash) const {  // both buckets find() may probe
     const size_t i = (hash >> 20) & mask_;
@@ -111,25 +103,7 @@ class ContextTable {
 
  private:
   size_t mask_;
-  ZeroedMemory memory_;
-  Bucket* buckets_;
-};
-
-// A table of 2^bits frame positions, zeroed (the match models': match_model.h).
-class PositionTable {
- public:
-  explicit PositionTable(int bits)
-      : memory_(sizeof(uint32_t) << bits), entries_(static_cast<uint32_t*>(memory_.data())) {}
-  PositionTable(const PositionTable& other)  // the same entries, in memory of its own
-      : memory_(other.memory_), entries_(static_cast<uint32_t*>(memory_.data())) {}
-  PositionTable(PositionTable&& other) noexcept
-      : memory_(std::move(other.memory_)), entries_(other.entries_) {}
-  PositionTable& operator=(const PositionTable&) = delete;
-  VORTEX_INLINE uint32_t& operator[](size_t i) { return entries_[i]; }
-
- private:
-  ZeroedMemory memory_;
-  uint32_t* entries_;
+  ZeroedArray<Bucket> buckets_;
 };
 
 VORTEX_INLINE uint64_t hash_context(uint64_t x, uint64_t salt) {

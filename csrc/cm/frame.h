@@ -154,10 +154,17 @@ VORTEX_INLINE Model starting_model(const PrimedState* state, const uint8_t* fram
   return model;
 }
 
-inline void check_primed_state(const PrimedState& state, size_t lanes, const Params& params) {
+// With `state` (no priming bytes given then), sets `prime` and `primed` to its priming
+// bytes, after checking that it can code a frame of these lanes and settings.
+inline void take_priming_of(const PrimedState* state, size_t lanes, const Params& params,
+                            const uint8_t** prime, size_t* primed) {
+  if (state == nullptr) return;
+  if (*primed != 0) throw std::invalid_argument("priming bytes and a primed model");
   if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
-  if (state.params.table_bits != params.table_bits || state.params.stride != params.stride)
+  if (state->params.table_bits != params.table_bits || state->params.stride != params.stride)
     throw std::invalid_argument("the primed model was learnt with other table bits or stride");
+  *prime = state->prime.data();
+  *primed = state->prime.size();
 }
 
 // -log2(p / 2^16) for the statistics of encode_frame (not on the coding path): exact below
@@ -268,12 +275,7 @@ inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
                                 const PrimedState* state = nullptr) {
   std::exception_ptr failure;
   EncodedFrame result;
-  if (state != nullptr) {
-    if (primed != 0) throw std::invalid_argument("priming bytes and a primed model");
-    check_primed_state(*state, lanes, params);
-    prime = state->prime.data();
-    primed = state->prime.size();
-  }
+  take_priming_of(state, lanes, params, &prime, &primed);
   if (primed == 0) {
     result = encode_frame_body(data, size, lanes, params, measure, probabilities, interrupt,
                                &failure, 0, nullptr);
@@ -336,12 +338,7 @@ inline std::string decode_frame(const std::vector<std::pair<const uint8_t*, size
                                 Interrupt* interrupt = nullptr,
                                 const uint8_t* prime = nullptr, size_t primed = 0,
                                 const PrimedState* state = nullptr) {
-  if (state != nullptr) {
-    if (primed != 0) throw std::invalid_argument("priming bytes and a primed model");
-    check_primed_state(*state, streams.size(), params);
-    prime = state->prime.data();
-    primed = state->prime.size();
-  }
+  take_priming_of(state, streams.size(), params, &prime, &primed);
   if (primed > 0 && streams.size() != 1)
     throw std::invalid_argument("a primed frame has one lane");
   std::exception_ptr failure;

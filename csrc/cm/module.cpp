@@ -133,11 +133,9 @@ PrimedModel learn_primed_model(py::bytes prime, int table_bits, int stride, py::
   return model;
 }
 
-// The state of `primed_model` (None: none), for a frame given no priming bytes of its own.
-const vortex::cm::PrimedState* state_of(const py::object& primed_model,
-                                        std::string_view priming) {
+// The state of `primed_model` (None: none).
+const vortex::cm::PrimedState* state_of(const py::object& primed_model) {
   if (primed_model.is_none()) return nullptr;
-  if (!priming.empty()) throw std::invalid_argument("priming bytes and a primed model: give one");
   const auto& model = primed_model.cast<const PrimedModel&>();
   if (!model.state) throw std::invalid_argument("the primed model was never learnt");
   return model.state.get();
@@ -154,11 +152,11 @@ py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool 
   check_priming(priming, lanes);
   const auto params = checked_params(table_bits, stride);
   const auto* bytes = as_bytes(raw);
-  const vortex::cm::PrimedState* state = state_of(primed_model, priming);
+  const vortex::cm::PrimedState* state = state_of(primed_model);
   const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
     if (state != nullptr)
       return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
-                                      interrupt, nullptr, 0, state);
+                                      interrupt, as_bytes(priming), priming.size(), state);
     if (threads == 2)
       return vortex::cm::encode_frame_on_two_threads(bytes, raw.size(), lanes, params, measure,
                                                      interrupt, as_bytes(priming),
@@ -205,7 +203,7 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
     views.emplace_back(reinterpret_cast<const uint8_t*>(bytes.data()) + offset, length);
   }
   const auto params = checked_params(table_bits, stride);
-  const vortex::cm::PrimedState* state = state_of(primed_model, priming);
+  const vortex::cm::PrimedState* state = state_of(primed_model);
   const std::string out = interruptible(stop, [&](auto* interrupt) {
     return vortex::cm::decode_frame(views, size, params, interrupt, as_bytes(priming),
                                     priming.size(), state);

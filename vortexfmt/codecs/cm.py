@@ -156,16 +156,16 @@ class CmCodec:
             # primed: the profile's settings, within the format's
             settings = self.profile.settings
             table_bits = min(settings.table_bits, layout.max_table_bits(len(raw)))
-            stride, prime, flags = settings.stride, self.profile.prime, layout.FLAG_PRIMED
+            stride, flags = settings.stride, layout.FLAG_PRIMED
         else:
             if self.profile is not None:
                 raise ValueError("a primed frame has no numeric transform")
             table_bits = table_bits_for(len(raw), self.max_table_bits)
-            prime = b""
             flags = layout.NUMERIC_FLAG if transform is not None else 0
         kernel = _kernel()
         try:
-            primed_model = self._learnt_priming(table_bits, stride, stop) if prime else None
+            primed_model = self._learnt_priming(table_bits, stride, stop) \
+                if flags & layout.FLAG_PRIMED else None
             streams, ideal_bits = kernel.encode(raw, lanes, table_bits, stride, True, stop,
                                                 threads, primed_model=primed_model)
         except kernel.Cancelled:
