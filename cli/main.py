@@ -295,11 +295,10 @@ def pack(inputs, output, to_stdout, codec, level, frame_size, layout, model, dev
     if dask_address is not None:
         if model is not None or codec in ("neural", "mixed"):
             raise click.UsageError("--dask packs with the codecs that need no model")
-        if layout is not None:
-            raise click.UsageError("--layout does not go with --dask yet")
         outputs = [output] if output is not None else [path + SUFFIX for path in inputs]
         status = run_on_dask("pack", dask_address, inputs, outputs, force, quiet,
-                             codec=codec or "auto", level=level, frame_size=frame_size)
+                             codec=codec or "auto", level=level, frame_size=frame_size,
+                             layout=layout)
         if status:
             sys.exit(status)
         return

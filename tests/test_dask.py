@@ -57,6 +57,35 @@ def test_pack_by_frames_is_byte_for_byte_the_cli(client, inputs, tmp_path, optio
     assert not leftovers(tmp_path)
 
 
+def _int32_walk(count: int) -> bytes:
+    """A slowly wandering little-endian int32 series, where a delta transform pays."""
+    rng = np.random.default_rng(7)
+    return np.cumsum(rng.integers(-40, 41, count), dtype=np.int64).astype("<i4").tobytes()
+
+
+@pytest.mark.parametrize("split", ["frames", "files"])
+def test_pack_with_a_layout_is_byte_for_byte_the_local_writer(client, tmp_path, split):
+    source = tmp_path / "walk.i32"
+    source.write_bytes(_int32_walk(50_000))  # 200,000 bytes: four frames
+    target = tmp_path / "walk.vtx"
+    [result] = vdask.pack_files([source], [target], client, split=split, codec="cm",
+                                frame_size=64 << 10, layout="<i4")
+    local = vortexfmt.compress(source.read_bytes(), codec="cm", frame_size=64 << 10,
+                               layout="<i4")
+    assert target.read_bytes() == local
+    assert vortexfmt.decompress(local) == source.read_bytes()
+    assert result.packed_size == len(local)
+    plain = vortexfmt.compress(source.read_bytes(), codec="cm", frame_size=64 << 10)
+    assert len(local) < len(plain)  # the frames were coded as numbers: delta pays here
+
+
+def test_a_bad_layout_is_refused_before_any_task(client, tmp_path):
+    with pytest.raises(ValueError, match="bad layout"):
+        vdask.pack_files([FIXTURES / "seed" / "logs.bin"], [tmp_path / "x.vtx"], client,
+                         codec="cm", layout="<q4")
+    assert not (tmp_path / "x.vtx").exists()
+
+
 def test_whole_files_round_trip(client, inputs, tmp_path):
     results = vdask.pack_files(inputs, None, client, split="files", codec="lzma",
                                frame_size=64 << 10)
@@ -140,6 +169,13 @@ def test_cli_pack_and_unpack_on_dask(client, inputs, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"vortex: {archive}: frame 0")
     assert not (tmp_path / "x").exists()
     assert run_vortex("pack", "--dask", address, "-").returncode == 2
+    walk = tmp_path / "walk.i32"
+    walk.write_bytes(_int32_walk(20_000))
+    result = run_vortex("pack", "--dask", address, "--layout", "<i4", "--frame-size", "32K",
+                        walk)
+    assert result.returncode == 0, result.stderr
+    assert Path(str(walk) + ".vtx").read_bytes() == vortexfmt.compress(
+        walk.read_bytes(), frame_size=32 << 10, layout="<i4")
 
 
 def test_zarr_store_as_a_dask_array(client, tmp_path):

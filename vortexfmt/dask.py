@@ -60,20 +60,22 @@ class FileResult:
 
 def pack_files(inputs: Sequence[str], outputs: Sequence[str] | None = None, client=None, *,
                split: str = "auto", errors: str = "raise", codec: str = "auto",
-               level: int | None = None,
-               frame_size: int = DEFAULT_FRAME_SIZE) -> list[FileResult]:
+               level: int | None = None, frame_size: int = DEFAULT_FRAME_SIZE,
+               layout: str | None = None) -> list[FileResult]:
     """Pack each input file into its output archive (default: INPUT.vtx) on the cluster.
 
     `client` is a distributed.Client, a scheduler address, or None for the current client.
     `split`: ``files`` (one task a file), ``frames`` (one task a frame) or ``auto`` (files
-    when there are at least as many as worker threads). `codec`, `level` and `frame_size`
-    are ArchiveWriter's. Outputs appear only when complete (written beside the target and
-    renamed). With `errors` ``raise`` the first failure is raised (in input order) once
-    every file is done; with ``return`` it is the `error` of that file's result.
+    when there are at least as many as worker threads). `codec`, `level`, `frame_size`
+    and `layout` are ArchiveWriter's. Outputs appear only when complete (written beside
+    the target and renamed). With `errors` ``raise`` the first failure is raised (in input
+    order) once every file is done; with ``return`` it is the `error` of that file's
+    result.
     """
     check_writer_arguments(codec, frame_size)
-    FrameEncoder(codec, level=level)  # ValueError for options no worker could use
-    options = {"codec": codec, "level": level, "frame_size": frame_size}
+    # ValueError (LayoutError for a layout string) for options no worker could use
+    FrameEncoder(codec, level=level, layout=layout)
+    options = {"codec": codec, "level": level, "frame_size": frame_size, "layout": layout}
     return _run(_pack_whole, _pack_by_frames, inputs, outputs, client, split, errors,
                 options, lambda path: path + ".vtx")
 
@@ -200,9 +202,10 @@ def _unpack_whole(source: str, target: str, options: dict) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _frame_encoder(codec: str, level: int | None, frame_size: int) -> FrameEncoder:
+def _frame_encoder(codec: str, level: int | None, frame_size: int,
+                   layout: str | None) -> FrameEncoder:
     """The writer's encoder for these options, kept by each worker process."""
-    return FrameEncoder(codec, frame_size=frame_size, level=level)
+    return FrameEncoder(codec, frame_size=frame_size, level=level, layout=layout)
 
 
 def _encode_frame(source: str, offset: int, options: dict) -> tuple[int, bytes, int]:
@@ -211,7 +214,7 @@ def _encode_frame(source: str, offset: int, options: dict) -> tuple[int, bytes, 
         raw.seek(offset)
         frame = raw.read(options["frame_size"])
     codec_id, payload = _frame_encoder(options["codec"], options["level"],
-                                       options["frame_size"]).encode(frame)
+                                       options["frame_size"], options["layout"]).encode(frame)
     return codec_id, payload, xxhash.xxh64_intdigest(frame)
 
 
@@ -285,7 +288,8 @@ def _pack_by_frames(client, source: str, target: str, options: dict) -> tuple[in
     results = _InOrder(client, _encode_frame, [(source, offset, options) for offset in
                                                range(0, size, frame_size)], _window(client))
     encoder = _EncodedFrames(FrameEncoder(options["codec"], frame_size=frame_size,
-                                          level=options["level"]), results, source)
+                                          level=options["level"], layout=options["layout"]),
+                             results, source)
     try:
         with open(source, "rb") as raw, _atomic_output(target) as sink, \
                 ArchiveWriter(sink, frame_size=frame_size, encoder=encoder) as writer:
