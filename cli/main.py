@@ -17,7 +17,6 @@ beside the target, flushed, fsync'ed and renamed; any error or signal removes th
 
 from __future__ import annotations
 
-import errno
 import inspect as _inspect
 import json
 import os

@@ -128,10 +128,9 @@ def _train_profile(data, output, format_name, prime_size, frame_size, layout,
                    max_bytes_per_file, quiet) -> None:
     from vortexfmt.errors import VortexError
     from vortexfmt.profiles import save_profile
+    from vortexfmt.profiles.files import check_format_name
     from vortexfmt.profiles.train import train_profile
     from vortexfmt.training_files import expand_inputs
-
-    from vortexfmt.profiles.files import check_format_name
 
     try:
         if format_name is not None:

@@ -83,7 +83,7 @@ class _Leb128(Construct):
 
     def _build(self, obj, stream, context, path):
         if not isinstance(obj, int) or not 0 <= obj < LEB128_LIMIT:
-            raise Leb128Error(f"LEB128 value must be an integer in 0..2^64-1", path=path)
+            raise Leb128Error("LEB128 value must be an integer in 0..2^64-1", path=path)
         stream.write(encode_leb128(obj))
         return obj
 

@@ -7,7 +7,6 @@ of lanes and one LEB128 stream length per lane, then the streams back to back.
 from __future__ import annotations
 
 from construct import Array, Default, If, Int8ul, Int16ul, Struct, this
-
 from vortexfmt.spec import Leb128
 
 #: The model revision this version of the format defines; a reader rejects any other.

@@ -8,7 +8,6 @@ The payload is this header, one LEB128 length per step, then the streams back to
 from __future__ import annotations
 
 from construct import Array, Int16ul, Struct, this
-
 from vortexfmt.spec import Leb128
 
 MAX_LANE_LENGTH = 65535

@@ -14,7 +14,17 @@ import sys
 import threading
 
 import pytest
-from conftest import HANG_GUARD_S, CODECS, FIXTURES, SAMPLES, leftovers, noise, run_vortex, text, vortex_command
+from conftest import (
+    CODECS,
+    FIXTURES,
+    HANG_GUARD_S,
+    SAMPLES,
+    leftovers,
+    noise,
+    run_vortex,
+    text,
+    vortex_command,
+)
 
 import vortexfmt
 from vortexfmt import spec

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HANG_GUARD_S, FIXTURES, GOLDEN, SAMPLES, corpus_file, noise, run_vortex, text
+from conftest import FIXTURES, GOLDEN, HANG_GUARD_S, SAMPLES, corpus_file, noise, run_vortex, text
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 

@@ -11,12 +11,14 @@ import io
 import struct
 
 import pytest
-
 from conftest import run_vortex
+from vortexfmt.spec import cm as cm_layout
+from vortexfmt.spec import neural as neural_layout
+
 import vortexfmt
 from vortexfmt import limits, spec
 from vortexfmt.codecs import CodecId, frame_need
-from vortexfmt.codecs.cm import DEFAULT_MAX_TABLE_BITS, CmCodec
+from vortexfmt.codecs.cm import DEFAULT_MAX_TABLE_BITS
 from vortexfmt.container import structures
 from vortexfmt.container.check import check_archive
 from vortexfmt.errors import (
@@ -26,8 +28,6 @@ from vortexfmt.errors import (
     ModelMismatchError,
     VortexFormatError,
 )
-from vortexfmt.spec import cm as cm_layout
-from vortexfmt.spec import neural as neural_layout
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 MODEL_ID = bytes(range(1, 33))

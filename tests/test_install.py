@@ -106,7 +106,8 @@ def test_the_cli_packs_and_unpacks_with_torch_unimportable(tmp_path):
         sys.modules["torch"] = None  # any import of torch now raises ImportError
         from vortexfmt.cli.main import main
         for args in (["pack", "-q", {str(source)!r}],
-                     ["unpack", "-q", "-f", {str(source) + '.vtx'!r}, "-o", {str(tmp_path / 'out')!r}]):
+                     ["unpack", "-q", "-f", {str(source) + '.vtx'!r},
+                      "-o", {str(tmp_path / 'out')!r}]):
             try:
                 main(args)
             except SystemExit as exit:

@@ -20,6 +20,7 @@ from vortexfmt.spec import neural as layout
 import vortexfmt
 from vortexfmt import native
 from vortexfmt.codecs.auto import FrameEncoder
+from vortexfmt.errors import VortexFormatError
 from vortexfmt.neural import mixing
 from vortexfmt.neural.features import NONE, FrameContext
 from vortexfmt.neural.lanes import (
@@ -29,7 +30,6 @@ from vortexfmt.neural.lanes import (
     default_lane_length,
     encode_frame,
 )
-from vortexfmt.errors import VortexFormatError
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from vortexfmt.spec import CodecId
 import vortexfmt
 from vortexfmt.codecs import FrameDecoders
 from vortexfmt.codecs.auto import FrameEncoder
-from vortexfmt.neural.lanes import EncodeStats, decode_frame, encode_frame
 from vortexfmt.errors import ModelMismatchError, VortexError, VortexFormatError
 from vortexfmt.neural.files import save_model
+from vortexfmt.neural.lanes import EncodeStats, decode_frame, encode_frame
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "seed")
 

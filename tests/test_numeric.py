@@ -16,6 +16,8 @@ import pytest
 from conftest import corpus_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vortexfmt.spec import CodecId
+from vortexfmt.spec import cm as layout
 
 import vortexfmt
 from vortexfmt import VortexFormatError
@@ -33,8 +35,6 @@ from vortexfmt.codecs.numeric import (
 )
 from vortexfmt.codecs.record_layout import LayoutError, LayoutField, parse_layout
 from vortexfmt.container.structures import parse_file_header
-from vortexfmt.spec import CodecId
-from vortexfmt.spec import cm as layout
 
 
 def random_walk(values: int, channels: int = 1, dtype: str = "<i4", seed: int = 0) -> bytes:

@@ -331,15 +331,17 @@ def test_a_codec_learns_the_priming_bytes_once_and_codes_each_frame_as_if_it_lea
     codec = CmCodec(profile=Profile(SETTINGS, prime))
     frames = [records(400, seed=seed) for seed in (2, 3)] + [records(40, seed=4)]
     payloads = [codec.encode(frame) for frame in frames]
-    for frame, payload in zip(frames, payloads):
+    for frame, payload in zip(frames, payloads, strict=True):
         header, streams = parse_payload(payload, len(frame))
         expected, _ = kernel.encode(frame, 1, header.table_bits, header.stride, False,
                                     prime=prime)  # learning the priming bytes for this frame
         assert payload.endswith(b"".join(expected))
     # the last frame is short enough for smaller tables: other settings, learnt again
-    assert len({parse_header(p, len(f))[0].table_bits for p, f in zip(payloads, frames)}) == 2
+    settings = {parse_header(p, len(f))[0].table_bits
+                for p, f in zip(payloads, frames, strict=True)}
+    assert len(settings) == 2
     reader = CmCodec(profile=Profile(SETTINGS, prime))
-    for frame, payload in reversed(list(zip(frames, payloads))):
+    for frame, payload in reversed(list(zip(frames, payloads, strict=True))):
         assert reader.decode(payload, len(frame)) == frame
 
 

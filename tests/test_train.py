@@ -11,7 +11,6 @@ pytest.importorskip("torch")  # the model codecs need the neural extra: skip wit
 from conftest import HANG_GUARD_S, run_vortex
 
 import vortexfmt
-from vortexfmt.errors import VortexError
 from vortexfmt.neural.files import load_model
 from vortexfmt.neural.network import CONFIGS
 from vortexfmt.neural.train import TrainOptions, train
@@ -66,7 +65,8 @@ def test_init_fine_tunes_an_existing_model(data_file, tmp_path, tiny_model):
 
 def test_cli_train_writes_a_usable_model(data_file, tmp_path):
     model = tmp_path / "cli.safetensors"
-    result = run_vortex("train", "--neural", data_file, "-o", model, "--config", "tiny", "--steps", "4",
-                        "--batch-size", "2", "--context", "128", "-q", timeout=HANG_GUARD_S)
+    result = run_vortex("train", "--neural", data_file, "-o", model, "--config", "tiny",
+                        "--steps", "4", "--batch-size", "2", "--context", "128", "-q",
+                        timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert load_model(model).config == CONFIGS["tiny"]

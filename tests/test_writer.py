@@ -6,7 +6,7 @@ import array
 import io
 
 import pytest
-from conftest import HANG_GUARD_S, CODECS, SAMPLES, WriteOnly, calls_to, noise, text
+from conftest import CODECS, HANG_GUARD_S, SAMPLES, WriteOnly, calls_to, noise, text
 
 import vortexfmt
 from vortexfmt import ArchiveWriter, spec

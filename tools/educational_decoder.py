@@ -536,7 +536,7 @@ class Mixer:  # "Mixers"
         if -8 < err < 8:
             return
         base, end = self.base, self.base + self.n
-        w = [w + ((((xi * err) >> 14) + 1) >> 1) for w, xi in zip(self.w[base:end], x)]
+        w = [w + ((((xi * err) >> 14) + 1) >> 1) for w, xi in zip(self.w[base:end], x, strict=True)]
         if min(w) < -16384 or max(w) > 16384:  # seldom: clamp
             w = [min(max(v, -16384), 16384) for v in w]
         self.w[base:end] = w
@@ -647,9 +647,9 @@ class CmFrame:
                   back(2) | back(4) << 8 | col2 << 16, c1 | col8 << 8,
                   back(4) | c1 << 8 | col4 << 16, h & 0xFF00, h & 0xFF0000)
         self.ctx = [H(v, i + 1) for i, v in enumerate(values)]
-        self.first = [table.find(c) for table, c in zip(self.tables, self.ctx)]
+        self.first = [table.find(c) for table, c in zip(self.tables, self.ctx, strict=True)]
         self.bucket = list(self.first)  # indices; `nodes`: those buckets, for this nibble
-        self.nodes = [table.bucket(i) for table, i in zip(self.tables, self.bucket)]
+        self.nodes = [table.bucket(i) for table, i in zip(self.tables, self.bucket, strict=True)]
         self.seen = 0
         self.running, self.run_byte, self.run_base = [], [], []
         for i in range(18):
@@ -697,7 +697,7 @@ class CmFrame:
         self.x = x
         sets = (self.seen * 32 + self.mbucket[self.longest], c0, self.c1 * 8 + j,
                 (min(self.column, 127) * 8 + j) & 1023, (self.o2 ^ (c0 << 4)) & 4095)
-        self.dots = [mixer.mix(x, chosen) for mixer, chosen in zip(self.mixers, sets)]
+        self.dots = [mixer.mix(x, chosen) for mixer, chosen in zip(self.mixers, sets, strict=True)]
         dot_f = self.final.mix(self.dots, j)
         a0 = self.A0.estimate(dot_f, c0)
         a1 = self.A1.estimate(dot_f, c0 | self.c1 << 8)

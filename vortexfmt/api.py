@@ -8,12 +8,12 @@ import os
 
 from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.reader import ArchiveReader
-from vortexfmt.limits import check_memory_limit
 from vortexfmt.container.writer import (
     DEFAULT_FRAME_SIZE,
     ArchiveWriter,
     check_writer_arguments,
 )
+from vortexfmt.limits import check_memory_limit
 
 
 def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAULT_FRAME_SIZE,

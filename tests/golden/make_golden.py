@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MODEL = HERE / "tiny.safetensors"
@@ -43,9 +41,9 @@ def compute(model_file) -> dict:
     """What the golden vectors record, computed with the current code."""
     import torch
 
+    from vortexfmt.codecs.stride import choose_stride
     from vortexfmt.neural.features import frame_features
     from vortexfmt.neural.lanes import encode_frame
-    from vortexfmt.codecs.stride import choose_stride
 
     data = INPUT.read_bytes()[:INPUT_BYTES]
     runtime = model_file.runtime("cpu")

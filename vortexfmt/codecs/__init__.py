@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from vortexfmt import limits
+from vortexfmt import limits, spec
 from vortexfmt.errors import (
     CodingCancelled,
     FrameMemoryError,
@@ -21,7 +21,6 @@ from vortexfmt.errors import (
     VortexError,
     VortexFormatError,
 )
-from vortexfmt import spec
 from vortexfmt.spec import CodecId
 
 

@@ -32,7 +32,8 @@ class FrameEncoder:
         must then be ``auto`` (or left out). `layout` (vortexfmt.codecs.record_layout) says
         what the records are to cm, which then measures that layout's numeric transform
         against coding the bytes as they are; it needs cm among the codecs (LayoutError, a
-        ValueError, for a string that cannot be read). `threads`: how many CPUs the caller's frames may keep busy. With more than one,
+        ValueError, for a string that cannot be read). `threads`: how many CPUs the
+        caller's frames may keep busy. With more than one,
         ``auto`` runs the classical codecs on a side thread while cm codes a frame (frames
         of SIDE_THREAD_MIN_RAW_SIZE bytes or more), and cm encodes a frame of
         TWO_THREAD_MIN_RAW_SIZE bytes or more on two threads if it starts while fewer

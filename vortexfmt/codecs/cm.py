@@ -23,12 +23,11 @@ import threading
 
 from construct import ConstructError, StreamError
 
-from vortexfmt import native
+from vortexfmt import native, spec
 from vortexfmt.codecs import numeric
 from vortexfmt.codecs.record_layout import RecordLayout, parse_layout
 from vortexfmt.codecs.stats import EncodeStats
 from vortexfmt.errors import CodingCancelled, ModelMismatchError, VortexFormatError
-from vortexfmt import spec
 from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 

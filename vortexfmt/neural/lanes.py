@@ -3,9 +3,10 @@ payload"), which `vortexfmt._stream_coder` reproduces bit for bit without torcha
 
 A frame is cut into lanes (`features.to_lanes`); position t of every lane is one coded
 stream, because the coder codes whole arrays (as torchac does) and the decoder only learns
-position t of all lanes after decoding stream t. Encoder and decoder both run the model one position at a time
-with `StepRunner` (the encoder on features it computes up front), which the tests hold equal
-to the full-sequence `IntegerByteModel.run` used in training and evaluation.
+position t of all lanes after decoding stream t. Encoder and decoder both run the model one
+position at a time with `StepRunner` (the encoder on features it computes up front), which
+the tests hold equal to the full-sequence `IntegerByteModel.run` used in training and
+evaluation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 import torch
 
 from vortexfmt import native
+from vortexfmt.codecs.stats import EncodeStats
+from vortexfmt.codecs.stride import choose_stride
+from vortexfmt.errors import VortexFormatError
+from vortexfmt.neural import intmath
 from vortexfmt.neural.features import (
     FrameContext,
     StepFeatures,
@@ -25,12 +30,8 @@ from vortexfmt.neural.features import (
     lane_lengths,
     to_lanes,
 )
-from vortexfmt.neural.mixing import ContextMixer
-from vortexfmt.codecs.stats import EncodeStats
-from vortexfmt.codecs.stride import choose_stride
-from vortexfmt.errors import VortexFormatError
-from vortexfmt.neural import intmath
 from vortexfmt.neural.integer import IntegerByteModel, StepRunner
+from vortexfmt.neural.mixing import ContextMixer
 from vortexfmt.spec import neural as layout
 
 DEFAULT_LANE_LENGTH = 512  # lane length of training; writers use default_lane_length

@@ -32,8 +32,8 @@ import functools
 import torch
 
 from vortexfmt import native
-from vortexfmt.neural.features import NONE, FrameContext
 from vortexfmt.neural import intmath
+from vortexfmt.neural.features import NONE, FrameContext
 from vortexfmt.spec.neural import MAX_MIXED_LANES
 
 SCORE_BITS = 6  # scores are in units of 2^-6 bit

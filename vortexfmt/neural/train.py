@@ -22,15 +22,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vortexfmt.neural.features import frame_features, lane_lengths
-from vortexfmt.neural.lanes import DEFAULT_LANE_LENGTH
 from vortexfmt.codecs.stride import choose_stride
-from vortexfmt.errors import VortexError
-from vortexfmt.training_files import expand_inputs  # noqa: F401  (its callers' import)
 from vortexfmt.neural import intmath
+from vortexfmt.neural.features import frame_features, lane_lengths
 from vortexfmt.neural.files import ModelFile, resolve_device, save_model
 from vortexfmt.neural.integer import lookup_tables
+from vortexfmt.neural.lanes import DEFAULT_LANE_LENGTH
 from vortexfmt.neural.network import ByteModel, ModelConfig
+from vortexfmt.training_files import expand_inputs  # noqa: F401  (its callers' import)
 
 TRAIN_FRAME_SIZE = 1 << 20
 
