@@ -266,7 +266,8 @@ def _check_layout(context, parameter, value):
               "for stdout); only with one INPUT.")
 @_stdout_option
 @click.option("--codec", type=click.Choice(WRITER_CODEC_CHOICES), default=None,
-              help="Frame codec (default auto: the smallest per frame); not with a level.")
+              help="Frame codec (default auto: the smallest per frame, lzma and zstd left "
+              "out where cm leads by far); not with a level.")
 @_level_options
 @click.option("--frame-size", type=SizeType(), default=DEFAULT_FRAME_SIZE, show_default=True,
               help="Raw bytes per frame (e.g. 256K, 1M).")

@@ -255,17 +255,57 @@ def test_an_encoders_error_on_a_worker_thread_reaches_the_caller(failing_frames)
             writer.write(text(64) + b"FAIL" + text(60) + text(500))
 
 
-@pytest.mark.parametrize("content", [text(70_000), noise(70_000), text(40_000) + noise(40_000)],
-                         ids=["text", "noise", "both"])
-def test_auto_picks_the_same_codec_with_classic_codecs_on_a_side_thread(content, monkeypatch):
+def _tried(monkeypatch) -> dict:
+    """Which codecs' encode() runs from now on, by codec name (they still run)."""
+    from vortexfmt.codecs.cm import CmCodec
+    from vortexfmt.codecs.lzma import LzmaCodec
+    from vortexfmt.codecs.stored import StoredCodec
+    from vortexfmt.codecs.zstd import ZstdCodec
+
+    return {codec.name: calls_to(monkeypatch, codec, "encode")
+            for codec in (StoredCodec, ZstdCodec, LzmaCodec, CmCodec)}
+
+
+def test_auto_leaves_lzma_and_zstd_out_where_cm_leads_by_far(monkeypatch):
+    """cm at most 7/10 of zstd -3 (CM_LEAD): lzma -9e and zstd -19 are not run."""
+    from vortexfmt.codecs import auto as codecs
+    from vortexfmt.codecs.cm import CmCodec
+    from vortexfmt.codecs.zstd import ZstdCodec
+
+    content = text(3000)
+    cm_size = len(CmCodec().encode(content))
+    assert 10 * cm_size <= 7 * len(ZstdCodec(level=3).encode(content))  # cm leads here
+    tried = _tried(monkeypatch)
+    codec_id, payload = codecs.FrameEncoder("auto").encode(content)
+    assert (codec_id, len(payload)) == (spec.CodecId.CM, cm_size)
+    assert len(tried["cm"]) == 1 and len(tried["stored"]) == 1
+    assert len(tried["lzma"]) == 0
+    assert [codec.level for codec in tried["zstd"]] == [codecs.PROBE_ZSTD_LEVEL]  # the probe
+
+
+@pytest.mark.parametrize("content", [noise(3000), noise(2500) + text(500)],
+                         ids=["noise", "mostly-noise"])
+def test_auto_tries_every_codec_where_cm_does_not_lead(content, monkeypatch):
+    """Otherwise every candidate is run and the smallest kept, the earlier on a tie."""
     from vortexfmt.codecs import auto as codecs
 
-    side_calls = calls_to(monkeypatch, codecs.FrameEncoder, "_side")
-    alongside = codecs.FrameEncoder("auto", threads=2).encode(content)
-    assert len(side_calls) == 1
-    monkeypatch.setattr(codecs, "SIDE_THREAD_MIN_RAW_SIZE", 1 << 40)  # all in turn
-    assert codecs.FrameEncoder("auto", threads=2).encode(content) == alongside
-    assert len(side_calls) == 1
+    encoder = codecs.FrameEncoder("auto")
+    sizes = {codec.codec_id: len(codec.encode(content)) for codec in encoder.codecs}
+    tried = _tried(monkeypatch)
+    codec_id, payload = encoder.encode(content)
+    assert len(tried["lzma"]) == 1 and len(tried["cm"]) == 1
+    assert len(payload) == min(sizes.values())
+    order = [codec.codec_id for codec in encoder.codecs]
+    assert codec_id == min(order, key=lambda c: (sizes[c], order.index(c)))
+
+
+@pytest.mark.parametrize("content", [text(70_000), noise(70_000), text(40_000) + noise(40_000)],
+                         ids=["text", "noise", "both"])
+def test_auto_picks_the_same_payload_on_one_thread_or_two(content):
+    from vortexfmt.codecs import auto as codecs
+
+    assert codecs.FrameEncoder("auto", threads=2).encode(content) == \
+        codecs.FrameEncoder("auto", threads=1).encode(content)
 
 
 def test_cm_encodes_a_frame_on_two_threads_while_a_cpu_is_spare(monkeypatch):

@@ -6,7 +6,8 @@ and HDF5's Vortex filters write the same bytes).
     assert decode(blob) == data
 
 Nothing here codes: the payload is what the container's frame codecs (vortexfmt.codecs)
-write for a frame of the same bytes, chosen as the writer chooses (``auto``: the smallest).
+write for a frame of the same bytes, chosen as the writer chooses (``auto``: the smallest,
+lzma and zstd left out where cm leads by far: vortexfmt.codecs.auto.CM_LEAD).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def encode(data, codec: str = "auto", layout: str | None = None,
     """The chunk holding `data` (bytes-like, at most MAX_CHUNK_SIZE bytes).
 
     `codec` is one of CHUNK_CODEC_CHOICES (``auto`` keeps the smallest payload of stored,
-    zstd, lzma and cm, as the archive writer does per frame); `level` (1..9,
+    zstd, lzma and cm, as the archive writer does per frame, lzma and zstd left out where
+    cm leads by far); `level` (1..9,
     vortexfmt.codecs.levels) picks a preset instead, with `codec` ``auto``. `layout` (a
     numpy dtype string such as ``'<f4'``) tells the cm codec how the bytes are laid out,
     where this version's cm codec takes such a hint; otherwise it is ignored (decoding

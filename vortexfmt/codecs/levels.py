@@ -12,9 +12,10 @@ level  preset                         cost
 4      lzma preset 9e                 about 1-3 MB/s; usually smaller than zstd -19
 5      auto over stored, zstd, lzma   runs zstd -19 and lzma -9e on every frame, keeps the
                                       smaller; no cm: archives unpack fast
-6-9    auto (stored, zstd, lzma, cm)  the default: cm is ten times slower than lzma and
-                                      zstd together, and packs smallest; 6-8 equal 9
-                                      (no cheaper cm preset has been measured)
+6-9    auto (stored, zstd, lzma, cm)  the default: cm is two to ten times slower than lzma
+                                      and zstd together, and packs smallest (they are left
+                                      out where cm leads by far: auto.CM_LEAD); 6-8 equal
+                                      9 (no cheaper cm preset has been measured)
 ====== ============================== =================================================
 """
 
