@@ -9,6 +9,7 @@ import click
 from vortexfmt.cli.sizes import SizeType
 from vortexfmt.cli.threads import resolve_threads, threads_option
 
+from vortexfmt import spec
 from vortexfmt.bench_openzl import DTYPES
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
 
@@ -19,7 +20,8 @@ from vortexfmt.codecs import WRITER_CODEC_CHOICES
               "the built-in model).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-@click.option("--frame-size", type=SizeType(), default=None, help="Vortex frame size.")
+@click.option("--frame-size", type=SizeType(spec.MIN_FRAME_SIZE, spec.MAX_FRAME_SIZE),
+              default=None, help="Vortex frame size (default 4M).")
 @click.option("--codec", "codecs", multiple=True, default=("auto",), show_default=True,
               type=click.Choice(WRITER_CODEC_CHOICES),
               help="Vortex codec(s) to measure; repeat for several.")
@@ -41,6 +43,12 @@ def bench(files, model, device, frame_size, codecs, openzl_dtype, threads, as_js
     """
     from vortexfmt.bench import bench_file, format_table, plot, to_json
     from vortexfmt.errors import VortexError
+
+    if plot_path:  # before the benchmark, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib (pip install matplotlib)") from None
 
     results = []
     try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 import click
-from vortexfmt.cli.files import STDIO, check_can_write
+from vortexfmt.cli.files import STDIO, check_can_read, check_can_write
+from vortexfmt.cli.sizes import size_summary
 
 from vortexfmt.errors import VortexError
 
@@ -26,11 +27,14 @@ def run_on_dask(command: str, address: str, inputs: list[str], outputs: list[str
     returns the exit status (0, or 1 if any file failed)."""
     if STDIO in inputs or STDIO in outputs:
         raise click.UsageError("--dask reads and writes files, not stdin or stdout")
-    for path in inputs:
-        if not os.path.lexists(path):
-            raise click.UsageError(f"{path}: no such file")
-    for path in outputs:
-        check_can_write(path, force)
+    try:
+        for path in inputs:
+            check_can_read(path)
+        for source, path in zip(inputs, outputs, strict=True):
+            check_can_write(path, force, source)
+    except OSError as error:
+        click.echo(f"vortex: {error.filename}: {error.strerror}", err=True)
+        return 1
     try:
         import distributed
 
@@ -61,7 +65,9 @@ def run_on_dask(command: str, address: str, inputs: list[str], outputs: list[str
             if not isinstance(error, (OSError, VortexError)):
                 reason = f"{type(error).__name__}: {reason}"
             click.echo(f"vortex: {given}: {reason}", err=True)
+        elif not quiet and command == "pack":  # as vortex pack and unpack say it
+            click.echo(f"{given}: {size_summary(result.raw_size, result.packed_size)} -> "
+                       f"{target}", err=True)
         elif not quiet:
-            click.echo(f"{given}: {result.raw_size} bytes <-> {result.packed_size} archive "
-                       f"bytes -> {target}", err=True)
+            click.echo(f"{given}: {result.raw_size} bytes -> {target}", err=True)
     return status

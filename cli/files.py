@@ -34,15 +34,30 @@ def named(error: OSError, name: str) -> OSError:
     return renamed
 
 
-def check_can_write(path: str, force: bool) -> None:
-    """Refuse, before anything is read or coded, an output that is a directory (an
-    OSError, EISDIR) or, without --force, an existing file (a usage error)."""
+def check_can_write(path: str, force: bool, source: str | None = None) -> None:
+    """Refuse, before anything is read or coded, an empty output name or, without --force,
+    an existing file (usage errors), and an output that is a directory or the input
+    `source` itself, by any name, with or without --force: it would be lost (OSErrors,
+    reported as `vortex: PATH: reason`)."""
     if path == STDIO:
         return
+    if path == "":
+        raise click.UsageError("the output name is empty")
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if source not in (None, STDIO) and os.path.exists(path) and os.path.exists(source) \
+            and os.path.samefile(path, source):
+        raise FileExistsError(errno.EEXIST, "is the input file; it would be overwritten, "
+                              "choose another output", path)
     if os.path.lexists(path) and not force:
         raise click.UsageError(f"{path} already exists; use -f to overwrite it")
+
+
+def check_can_read(path: str) -> None:
+    """Refuse a missing input before anything is written: `vortex: PATH: No such file or
+    directory` (an OSError)."""
+    if path != STDIO and not os.path.lexists(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
 
 
 class CheckedOutput:

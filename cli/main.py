@@ -27,10 +27,17 @@ import tempfile
 
 import click
 from vortexfmt.cli.cluster import dask_option, run_on_dask
-from vortexfmt.cli.files import STDIO, atomic_output, check_can_write, display, named
+from vortexfmt.cli.files import (
+    STDIO,
+    atomic_output,
+    check_can_read,
+    check_can_write,
+    display,
+    named,
+)
 from vortexfmt.cli.progress import progress_bar
-from vortexfmt.cli.sizes import SizeType
-from vortexfmt.cli.threads import resolve_threads, threads_option
+from vortexfmt.cli.sizes import SizeType, size_summary
+from vortexfmt.cli.threads import decode_threads_option, resolve_threads, threads_option
 
 from vortexfmt import spec
 from vortexfmt.codecs import WRITER_CODEC_CHOICES, codec_name
@@ -108,11 +115,26 @@ def _stdout_gone() -> None:
 
 
 class _VortexGroup(click.Group):
-    def main(self, *args, **kwargs):
-        kwargs.setdefault("prog_name", "vortex")
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
         previous = _install_signal_handlers()
         try:
-            return super().main(*args, **kwargs)
+            if not standalone_mode:
+                return super().main(args, prog_name or "vortex", complete_var, False, **extra)
+            try:
+                result = super().main(args, prog_name or "vortex", complete_var, False,
+                                      **extra)
+            except click.UsageError as error:  # one line, as every other error
+                hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+                click.echo(f"vortex: {error.format_message()}{hint}", err=True)
+                sys.exit(error.exit_code)
+            except click.ClickException as error:
+                error.show()
+                sys.exit(error.exit_code)
+            except click.Abort:
+                click.echo("Aborted!", err=True)
+                sys.exit(1)
+            sys.exit(result if isinstance(result, int) else 0)  # an int: --help, --version
         finally:
             for number, old in previous.items():
                 signal.signal(number, old)
@@ -158,14 +180,28 @@ def _quiet_option(function):
                         help="Print nothing but errors.")(function)
 
 
+def _device_option(function):
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                        default="auto", show_default=True,
+                        help="Where the model codecs (mixed, neural) run (auto: "
+                        "CUDA when present).")(function)
+
+
 def _model_option(function):
-    function = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-                            default="auto", show_default=True,
-                            help="Where the model codecs (mixed, neural) run (auto: "
-                            "CUDA when present).")(function)
+    """--model and --device for pack."""
     return click.option("--model", "model", metavar="MODEL", default=None,
-                        help="Model file or model id (default: the built-in model when "
-                        "packing, the archive's model when unpacking).")(function)
+                        help="A profile (.vxprofile, from vortex train) that primes cm, or "
+                        "with --codec neural or mixed a model file or id (default: no "
+                        "profile; the built-in model for those codecs).")(
+        _device_option(function))
+
+
+def _archive_model_option(function):
+    """--model and --device for the commands that decode."""
+    return click.option("--model", "model", metavar="MODEL", default=None,
+                        help="The profile or model the archive was packed with (default: "
+                        "found by the archive's id: README \"Profiles\").")(
+        _device_option(function))
 
 
 def _stdout_option(function):
@@ -174,7 +210,7 @@ def _stdout_option(function):
 
 
 def _memory_limit_option(function):
-    return click.option("--memory-limit", type=SizeType(), default=None,
+    return click.option("--memory-limit", type=SizeType(minimum=1), default=None,
                         help="Refuse archives whose decoding needs more memory than "
                         "this (e.g. 512M).")(function)
 
@@ -243,7 +279,8 @@ def _check_magic(source, path: str) -> None:
 @click.group(cls=_VortexGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(None, "-V", "--version", package_name="vortexfmt", prog_name="vortex")
 def main() -> None:
-    """Vortex: lossless compression of structured binary data with learned models."""
+    """Vortex: lossless compression of structured binary data by context mixing (cm),
+    with optional trained profiles for small frames."""
 
 
 # --- pack ---------------------------------------------------------------------------------------
@@ -269,7 +306,8 @@ def _check_layout(context, parameter, value):
               help="Frame codec (default auto: the smallest per frame, lzma and zstd left "
               "out where cm leads by far); not with a level.")
 @_level_options
-@click.option("--frame-size", type=SizeType(), default=DEFAULT_FRAME_SIZE, show_default=True,
+@click.option("--frame-size", type=SizeType(spec.MIN_FRAME_SIZE, spec.MAX_FRAME_SIZE),
+              default=DEFAULT_FRAME_SIZE, show_default=True,
               help="Raw bytes per frame (e.g. 256K, 1M).")
 @click.option("--layout", default=None, metavar="STR", callback=_check_layout,
               help="What the records are, for cm: a numpy dtype such as <i4 or >f8, "
@@ -317,9 +355,8 @@ def _pack_one(input_path, output, codec, level, frame_size, model, device, threa
     _refuse_terminal_input(input_path)
     if output == STDIO and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal; use -o FILE")
-    if input_path != STDIO and not os.path.lexists(input_path):
-        raise click.UsageError(f"{input_path}: no such file")
-    check_can_write(output, force)
+    check_can_read(input_path)
+    check_can_write(output, force, input_path)
     if input_path == STDIO:
         source, total = sys.stdin.buffer, None
     else:
@@ -349,15 +386,10 @@ def _pack_one(input_path, output, codec, level, frame_size, model, device, threa
     if not quiet:
         frames = sum(writer.codec_counts.values())
         counts = ", ".join(f"{codec_name(c)} {n}" for c, n in sorted(writer.codec_counts.items()))
-        click.echo(f"{_display(input_path)}: {_summary(writer.raw_size, writer.packed_size)}"
-                   f" -> {_display(output, output=True)} [{frames} frames"
+        summary = size_summary(writer.raw_size, writer.packed_size)
+        click.echo(f"{_display(input_path)}: {summary} -> {_display(output, output=True)}"
+                   f" [{frames} frames"
                    f"{': ' + counts if counts else ''}]", err=True)
-
-
-def _summary(raw: int, packed: int) -> str:
-    ratio = f"{raw / packed:.3f}" if packed else "-"
-    bits = f"{8 * packed / raw:.4f}" if raw else "-"
-    return f"{raw} -> {packed} bytes (ratio {ratio}, {bits} bits/byte)"
 
 
 _display = display
@@ -371,8 +403,8 @@ _display = display
               help="File to write (default ARCHIVE without .vtx; - for stdout); only with "
               "one ARCHIVE.")
 @_stdout_option
-@_model_option
-@threads_option
+@_archive_model_option
+@decode_threads_option
 @_memory_limit_option
 @dask_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
@@ -427,7 +459,8 @@ def _unpack_one(archive, output, model, device, threads, memory_limit, force, sa
     if output is None:
         output = _default_unpack_output(archive)
     _refuse_terminal_input(archive)
-    check_can_write(output, force)
+    check_can_read(archive)
+    check_can_write(output, force, archive)
     limit = _memory_limit_kwargs(check_archive, memory_limit)
     with _open_archive(archive, spool=salvage) as source:
         _check_magic(source, archive)
@@ -460,8 +493,8 @@ def _unpack_one(archive, output, model, device, threads, memory_limit, force, sa
 
 @main.command()
 @click.argument("archives", metavar="[ARCHIVE]...", nargs=-1)
-@_model_option
-@threads_option
+@_archive_model_option
+@decode_threads_option
 @_memory_limit_option
 @_quiet_option
 def verify(archives, model, device, threads, memory_limit, quiet):
@@ -504,7 +537,8 @@ def _report_damage(archive, report, salvaged: bool, output,
                    f"{_display(output, output=True)}; damaged ranges are filled with zeros",
                    err=True)
     elif not verifying:
-        click.echo(f"vortex: {_display(archive)}: {_what_failed(report)}, nothing written "
+        written = "output to <stdout> stopped there" if output == STDIO else "nothing written"
+        click.echo(f"vortex: {_display(archive)}: {_what_failed(report)}, {written} "
                    "(--salvage recovers the intact frames)", err=True)
     else:
         click.echo(f"vortex: {_display(archive)}: {_what_failed(report)}", err=True)
@@ -543,8 +577,7 @@ class _open_archive:
 
     def __enter__(self):
         if self.path != STDIO:
-            if not os.path.lexists(self.path):
-                raise click.UsageError(f"{self.path}: no such file")
+            check_can_read(self.path)
             self.file = open(self.path, "rb")  # a directory, an unreadable file: OSError
         elif self.spool:
             self.file = tempfile.TemporaryFile()

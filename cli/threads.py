@@ -56,6 +56,7 @@ def physical_memory() -> list[int]:
 
 
 def threads_option(function):
+    """-T for the commands that pack (and bench, which packs first)."""
     return click.option(
         "-T", "--threads", type=click.IntRange(min=0), default=0, show_default=True,
         help=f"Frames coded at once (0: one per CPU, at most {MAX_DEFAULT_THREADS} and as "
@@ -63,3 +64,12 @@ def threads_option(function):
         "fewer are being packed takes two. The archive is the same for any number; each "
         "thread holds a frame and its codec's state (about 470 MiB at 4 MiB "
         "frames).")(function)
+
+
+def decode_threads_option(function):
+    """-T for the commands that only decode (unpack, verify)."""
+    return click.option(
+        "-T", "--threads", type=click.IntRange(min=0), default=0, show_default=True,
+        help=f"Frames decoded at once (0: one per CPU, at most {MAX_DEFAULT_THREADS} and as "
+        "many as half the memory holds); each thread holds a frame and its codec's state "
+        "(about 470 MiB at 4 MiB frames). The output is the same for any number.")(function)

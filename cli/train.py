@@ -3,10 +3,20 @@ quantization-aware training of a neural model file (needs the neural extra)."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import click
+from vortexfmt.cli.files import check_can_write
 from vortexfmt.cli.sizes import SizeType
+from vortexfmt.spec.cm import MAX_PRIME_SIZE
+
+from vortexfmt import spec
+from vortexfmt.errors import VortexError
+
+#: The least --frame-size a profile is measured for: cm codes no smaller frame (``auto``).
+MIN_PROFILE_FRAME_SIZE = 256
 
 #: Options that only the neural training takes.
 NEURAL_OPTIONS = ("config_name", "steps", "epochs", "batch_size", "lane_length", "lr", "device",
@@ -24,11 +34,13 @@ PROFILE_OPTIONS = ("format_name", "prime_size", "frame_size", "layout")
               "codecs; needs torch: pip install 'vortexfmt[neural]') instead of a profile.")
 @click.option("--format", "format_name", default=None, metavar="NAME",
               help="Profile: the format's name (default: the first file's suffix).")
-@click.option("--prime-size", type=SizeType(), default=None,
-              help="Profile: priming bytes (default: measured, the smallest of 64K, 256K "
-              "and 1M within 1% of the best).")
-@click.option("--frame-size", type=SizeType(), default="64K", show_default=True,
-              help="Profile: the frame size it is measured for.")
+@click.option("--prime-size", type=SizeType(1, MAX_PRIME_SIZE, auto=True), default=None,
+              help="Profile: priming bytes (default auto: measured, the smallest of 64K, "
+              "256K and 1M within 1% of the best).")
+@click.option("--frame-size", type=SizeType(MIN_PROFILE_FRAME_SIZE, spec.MAX_FRAME_SIZE),
+              default="64K", show_default=True,
+              help=f"Profile: the frame size it is measured for (at least "
+              f"{MIN_PROFILE_FRAME_SIZE}: cm codes no smaller frame).")
 @click.option("--layout", default=None, metavar="LAYOUT",
               help="Profile: numeric layout to record for the cm codec (default none).")
 @click.option("--config", "config_name", default="small", show_default=True,
@@ -50,17 +62,18 @@ PROFILE_OPTIONS = ("format_name", "prime_size", "frame_size", "layout")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=200,
               show_default=True, help="Steps between checkpoints and validations.")
-@click.option("--max-bytes-per-file", type=SizeType(), default=None,
+@click.option("--max-bytes-per-file", type=SizeType(minimum=1), default=None,
               help="Use at most this much of each file (e.g. 1M).")
 @click.option("--init", "init_model", default=None, metavar="MODEL",
               help="Fine-tune this model (path or id) instead of starting afresh.")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Continue from a checkpoint written by an earlier run.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def train(ctx, data, output, neural, format_name, prime_size, frame_size, layout, config_name,
           steps, epochs, batch_size, lane_length, lr, device, val_fraction, seed,
-          checkpoint_every, max_bytes_per_file, init_model, resume, quiet):
+          checkpoint_every, max_bytes_per_file, init_model, resume, force, quiet):
     """Make a profile (or with --neural a model) from DATA (files, directories or globs)
     and write it to OUTPUT.
 
@@ -75,12 +88,13 @@ def train(ctx, data, output, neural, format_name, prime_size, frame_size, layout
     if wrong:
         names = ", ".join("--" + n.removesuffix("_name").replace("_", "-") for n in sorted(wrong))
         raise click.UsageError(f"{names}: only {'without' if neural else 'with'} --neural")
+    _check_output(output, data, force)  # before hours of training, not after
     if not neural:
         _train_profile(data, output, format_name, prime_size, frame_size, layout,
                        max_bytes_per_file, quiet)
         return
     from vortexfmt.codecs import neural_package
-    from vortexfmt.errors import MissingExtraError, VortexError
+    from vortexfmt.errors import MissingExtraError
 
     try:
         neural_package()
@@ -114,6 +128,28 @@ def train(ctx, data, output, neural, format_name, prime_size, frame_size, layout
                    f"(integer-exact)", err=True)
 
 
+def _check_output(output: str, data, force: bool) -> None:
+    """Refuse an OUTPUT that cannot be written, before any training: an empty name, a
+    missing directory, a directory, one of the DATA files, an existing file without -f."""
+    from vortexfmt.training_files import expand_inputs
+
+    try:
+        directory = os.path.dirname(os.path.abspath(output)) if output else "."
+        if output and not os.path.isdir(directory):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory)
+        if output and os.path.exists(output):
+            try:
+                sources = [str(source) for source in expand_inputs(data)]
+            except VortexError:  # DATA names nothing usable: training says so
+                sources = []
+            for source in sources:
+                check_can_write(output, True, source)
+        check_can_write(output, force)
+    except OSError as error:
+        click.echo(f"vortex: {error.filename}: {error.strerror}", err=True)
+        raise SystemExit(1) from None
+
+
 def _default_format_name(path) -> str:
     """The first file's suffix (else its name), kept to what a profile's name may hold:
     printable ASCII, at most 64 characters; "data" if nothing is left."""
@@ -126,12 +162,18 @@ def _default_format_name(path) -> str:
 
 def _train_profile(data, output, format_name, prime_size, frame_size, layout,
                    max_bytes_per_file, quiet) -> None:
-    from vortexfmt.errors import VortexError
     from vortexfmt.profiles import save_profile
     from vortexfmt.profiles.files import check_format_name
     from vortexfmt.profiles.train import train_profile
     from vortexfmt.training_files import expand_inputs
 
+    if layout is not None:  # a usage error before training, as vortex pack --layout
+        from vortexfmt.codecs.record_layout import LayoutError, parse_layout
+
+        try:
+            parse_layout(layout)
+        except LayoutError as error:
+            raise click.BadParameter(str(error), param_hint="'--layout'") from None
     try:
         if format_name is not None:
             check_format_name(format_name)  # before training, not after
@@ -147,8 +189,10 @@ def _train_profile(data, output, format_name, prime_size, frame_size, layout,
     except ValueError as error:  # a --format or --layout the profile cannot hold
         click.echo(f"vortex: {output}: {error}", err=True)
         raise SystemExit(1) from None
-    except OSError as error:
-        click.echo(f"vortex: {error.filename or output}: {error.strerror or error}", err=True)
+    except OSError as error:  # the profile is written beside OUTPUT, then renamed: say OUTPUT
+        name = output if str(error.filename or "").endswith(".part") else \
+            error.filename or output
+        click.echo(f"vortex: {name}: {error.strerror or error}", err=True)
         raise SystemExit(1) from None
     if not quiet:
         profile, settings = result.profile, result.profile.settings

@@ -85,3 +85,24 @@ def test_bench_openzl_numeric_column_needs_whole_values(tmp_path):
     assert "not whole float32 values" in result.skipped["openzl-float32"]
     none = bench_file(path, vortex_codecs=("stored",), openzl_dtype=None)
     assert not any(name.startswith("openzl-") for name in none.skipped)
+
+
+@pytest.mark.parametrize("size", ["0", "1G"])
+def test_bench_refuses_a_frame_size_no_archive_may_have(tmp_path, size):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"abc" * 100)
+    result = run_vortex("bench", path, "--frame-size", size, timeout=HANG_GUARD_S)
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith(
+        f"vortex: Invalid value for '--frame-size': '{size}' lies outside 1..268435456 bytes")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed")
+def test_bench_plot_without_matplotlib_is_refused_before_measuring(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"abc" * 100)
+    result = run_vortex("bench", path, "--plot", tmp_path / "p.png", timeout=HANG_GUARD_S)
+    assert result.returncode == 2
+    assert result.stdout == b""  # no table: nothing was measured
+    assert b"--plot needs matplotlib" in result.stderr

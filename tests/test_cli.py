@@ -401,15 +401,20 @@ def test_inspect_from_stdin(cli):
 # --- Exit codes ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["pack", "unpack", "verify", "inspect"])
+def test_a_missing_input_is_one_line_and_exit_1(cli, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = cli(command, "missing.vtx")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["vortex: missing.vtx: No such file or directory"]
+    assert leftovers(tmp_path) == [] and not (tmp_path / "missing").exists()
+
+
 @pytest.mark.parametrize("args, message", [
-    (["pack", "missing.bin"], "missing.bin: no such file"),
-    (["unpack", "missing.vtx"], "missing.vtx: no such file"),
-    (["verify", "missing.vtx"], "missing.vtx: no such file"),
-    (["inspect", "missing.vtx"], "missing.vtx: no such file"),
     (["pack", "in.bin", "--codec", "gzip"], "Invalid value for '--codec'"),
     (["pack", "in.bin", "--frame-size", "big"], "is not a size such as 65536, 64K or 1M"),
-    (["pack", "in.bin", "--frame-size", "0", "-o", "zero.vtx"], "frame size must lie in"),
-    (["pack", "in.bin", "--frame-size", "1G", "-o", "huge.vtx"], "frame size must lie in"),
+    (["pack", "in.bin", "--frame-size", "0", "-o", "zero.vtx"], "'0' lies outside 1..268435456"),
+    (["pack", "in.bin", "--frame-size", "1G", "-o", "huge.vtx"], "lies outside 1..268435456"),
     (["frobnicate"], "No such command"),
     (["pack", "in.bin", "in.bin", "-o", "x.vtx"], "-o and -c take one INPUT"),
     (["pack", "in.bin", "-1", "--codec", "lzma"], "not both"),
@@ -419,6 +424,7 @@ def test_usage_errors_exit_2(cli, source, monkeypatch, args, message):
     result = cli(*args)
     assert result.exit_code == 2
     assert message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("vortex: ")
     assert leftovers(source.parent) == []
     assert not (source.parent / "zero.vtx").exists()
     assert not (source.parent / "huge.vtx").exists()
@@ -492,3 +498,84 @@ def test_ctrl_c_stops_a_command_and_leaves_no_output(tmp_path, command, threads)
     assert process.returncode == 130  # 128 + SIGINT, as gzip and xz
     assert not output.exists()
     assert leftovers(tmp_path) == []
+
+
+# --- Outputs that would lose data, options that would be ignored --------------------------------
+
+
+@pytest.mark.parametrize("via_link", [False, True], ids=["same-name", "symlink"])
+def test_pack_and_unpack_never_overwrite_their_input_even_with_force(cli, source, tmp_path,
+                                                                     via_link):
+    given = source
+    if via_link:
+        given = tmp_path / "link.bin"
+        given.symlink_to(source)
+    result = pack(cli, given, "-o", source, "-f")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"vortex: {source}: is the input file; it would be "
+                                          "overwritten, choose another output"]
+    assert source.read_bytes() == CONTENT
+    archive = tmp_path / "in.vtx"
+    assert pack(cli, source, "-o", archive).exit_code == 0
+    packed = archive.read_bytes()
+    result = cli("unpack", archive, "-o", archive, "-f")
+    assert result.exit_code == 1 and "is the input file" in result.stderr
+    assert archive.read_bytes() == packed
+    assert leftovers(tmp_path) == []
+
+
+def test_an_empty_output_name_is_refused_before_coding(cli, source):
+    result = pack(cli, source, "-o", "")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("vortex: the output name is empty")
+
+
+@pytest.mark.parametrize("model", ["in.bin", "no-such-model", "."])
+def test_pack_refuses_a_model_that_no_codec_would_use(cli, source, tmp_path, monkeypatch,
+                                                      model):
+    """auto primes cm with a profile and takes no neural model: anything else given as
+    --model is an error, never ignored."""
+    monkeypatch.chdir(tmp_path)
+    result = pack(cli, source, "-o", "out.vtx", "--model", model)
+    assert result.exit_code == 2
+    assert f"vortex: {model}: not a profile" in result.stderr
+    assert not (tmp_path / "out.vtx").exists()
+
+
+def test_a_file_named_as_a_profile_is_checked_as_one(cli, source, tmp_path):
+    fake = tmp_path / "fake.vxprofile"
+    fake.write_bytes(b"not a profile")
+    result = pack(cli, source, "-o", tmp_path / "out.vtx", "--model", fake)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"vortex: {fake}: not a profile")
+    assert not (tmp_path / "out.vtx").exists()
+
+
+@pytest.mark.parametrize("args", [["unpack", "-o", "out"], ["verify"]])
+def test_a_memory_limit_of_zero_is_a_usage_error(cli, source, tmp_path, args):
+    archive = tmp_path / "in.vtx"
+    assert pack(cli, source, "-o", archive).exit_code == 0
+    result = cli(args[0], archive, *args[1:], "--memory-limit", "0")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("vortex: Invalid value for '--memory-limit': '0' lies "
+                                    "outside 1.. bytes")
+
+
+def test_an_empty_input_has_no_ratio(cli, tmp_path):
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    result = cli("pack", empty)
+    assert result.exit_code == 0
+    assert "0 -> " in result.stderr and "(ratio -, - bits/byte)" in result.stderr
+
+
+def test_unpack_to_stdout_says_where_its_output_stopped(cli, source, tmp_path):
+    archive = tmp_path / "in.vtx"
+    assert pack(cli, source, "-o", archive).exit_code == 0
+    damaged = bytearray(archive.read_bytes())
+    damaged[-200] ^= 0x01  # inside the last frames
+    archive.write_bytes(bytes(damaged))
+    result = cli("unpack", "-c", archive)
+    assert result.exit_code == 1
+    assert "output to <stdout> stopped there" in result.stderr
+    assert "nothing written" not in result.stderr

@@ -496,6 +496,43 @@ def test_cli_train_refuses_a_name_a_profile_cannot_hold_on_one_line(cli, tmp_pat
     assert not (tmp_path / "p.vxprofile").exists()
 
 
+@pytest.mark.parametrize("case", ["the-input", "exists", "empty", "no-directory", "layout"])
+def test_cli_train_refuses_what_it_cannot_write_before_training(cli, tmp_path, monkeypatch,
+                                                                 case):
+    """An OUTPUT it cannot or must not write, or a --layout it cannot read, is refused
+    before any training: one line, and the DATA file is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "readings.bin"
+    data.write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "old.vxprofile").write_bytes(b"kept")
+    output, extra, status, message = {
+        "the-input": (data, ["-f"], 1, f"vortex: {data}: is the input file"),
+        "exists": ("old.vxprofile", [], 2, "vortex: old.vxprofile already exists; use -f"),
+        "empty": ("", [], 2, "vortex: the output name is empty"),
+        "no-directory": ("gone/p.vxprofile", [], 1,
+                         f"vortex: {tmp_path / 'gone'}: No such file or directory"),
+        "layout": ("p.vxprofile", ["--layout", "foo"], 2,
+                   "vortex: Invalid value for '--layout': bad layout 'foo'"),
+    }[case]
+    result = cli("train", data, "-o", output, *extra)
+    assert result.exit_code == status, result.output
+    assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
+    assert data.read_bytes() == bytes(range(256)) * 40
+    assert (tmp_path / "old.vxprofile").read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.vxprofile", "readings.bin"]
+
+
+def test_cli_train_takes_prime_size_auto_and_force(cli, tmp_path):
+    data = tmp_path / "readings.bin"
+    data.write_bytes(bytes(range(256)) * 40)
+    profile = tmp_path / "p.vxprofile"
+    profile.write_bytes(b"old")
+    result = cli("train", "-q", "-f", data, "-o", profile, "--prime-size", "auto",
+                 "--frame-size", "4K")
+    assert result.exit_code == 0, result.output
+    assert load_profile(profile).settings.format == "bin"
+
+
 def test_cli_train_refuses_neural_options_without_neural(cli, tmp_path):
     (tmp_path / "a").write_bytes(b"x" * 100)
     result = cli("train", tmp_path / "a", "-o", tmp_path / "p", "--steps", "3")

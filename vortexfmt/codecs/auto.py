@@ -49,6 +49,12 @@ class FrameEncoder:
         self.auto = codec == "auto"
         names = options.get("candidates", AUTO_CANDIDATES) if self.auto else (codec,)
         profile = _profile_of(model)
+        if model is not None and profile is None and \
+                not any(CODEC_IDS[name] in MODEL_CODEC_IDS for name in names):
+            # a model no codec here would use: never ignore it in silence
+            raise ValueError(f"{model}: not a profile (a .vxprofile file that vortex train "
+                             f"wrote), and {'this level' if level is not None else codec} "
+                             "takes no neural model (--codec neural or mixed does)")
         if profile is not None:
             # a profile is for cm: auto keeps its classical candidates beside primed cm
             if any(CODEC_IDS[name] in MODEL_CODEC_IDS for name in names):

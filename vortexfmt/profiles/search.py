@@ -58,15 +58,18 @@ def load(path: str | os.PathLike) -> Profile:
 
 
 def is_profile(model: object | None) -> bool:
-    """Whether what a user passed as a model is a profile (a Profile, or a profile file);
-    ProfileError for a path named like a profile (``*.vxprofile``) that is no file."""
+    """Whether what a user passed as a model is a profile (a Profile, a profile file, or
+    any path named like one, ``*.vxprofile``, which loading checks); ProfileError for such
+    a path that is no file."""
     if isinstance(model, Profile):
         return True
     if isinstance(model, (str, os.PathLike)):
         from vortexfmt.profiles.files import is_profile_file
 
-        if os.fspath(model).endswith(SUFFIX) and not os.path.isfile(model):
-            raise ProfileError(f"{os.fspath(model)}: no such profile file")
+        if os.fspath(model).endswith(SUFFIX):  # named as one: a profile, or an error
+            if not os.path.isfile(model):
+                raise ProfileError(f"{os.fspath(model)}: no such profile file")
+            return True  # loading it says what is wrong with it, if anything
         return os.path.isfile(model) and is_profile_file(model)
     return False
 
