@@ -157,8 +157,7 @@ class FrameEncoder:
     def _encode_cm_first(self, candidates, cm, raw: bytes,
                          threads: int) -> list[tuple[FrameCodec, bytes]]:
         """auto's payloads, in `candidates`' order: cm's first, then the others', but for
-        lzma and zstd where cm leads (CM_LEAD): they would take a third of the time again
-        and not be kept."""
+        lzma and zstd where cm leads (CM_LEAD): they would take time and not be kept."""
         cm_payload = self._encode(cm, raw, threads)
         numerator, denominator = CM_LEAD
         leads = denominator * len(cm_payload) <= numerator * len(self._probe.encode(raw))
@@ -197,8 +196,8 @@ class FrameEncoder:
 #: to be kept there, it would have to come below cm, and so below 70% of zstd -3. Measured on
 #: the corpus and the seed files in 64 KiB and 1 MiB frames (307 frames, 2026-12-06), cm led
 #: on 195 and neither of them was smaller than cm on any of those; they were smaller than cm
-#: on 3 frames only, where cm was 0.93-1.19 of zstd -3. Their time (a third of cm's on
-#: log_pg_wal.bin) is saved on those frames.
+#: on 3 frames only, where cm was 0.93-1.19 of zstd -3. Leaving them out takes 13-34% off
+#: packing the corpus files where cm leads (BENCHMARKS.md, 2026-12-06).
 CM_LEAD = (7, 10)
 PROBE_ZSTD_LEVEL = 3
 #: cm encodes frames of at least this many bytes on two threads when a CPU is spare.
