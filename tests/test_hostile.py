@@ -424,3 +424,21 @@ def test_verify_of_a_damaged_archive_says_damaged_and_does_not_mention_writing(t
     verify = run_vortex("verify", archive)
     assert verify.returncode == 1
     assert verify.stderr.decode().strip().splitlines()[-1].endswith(": damaged")
+
+
+def test_an_index_entry_of_no_raw_bytes_is_damage_not_an_empty_content():
+    """Frame header and content checksum intact; the index entry and the trailer say 0 bytes
+    (their own checksums recomputed). No reader path may deliver b"" for it."""
+    from vortexfmt.container.layout import read_layout
+
+    raw = b"some content " * 20
+    archive = build_archive([(CodecId.STORED, len(raw), raw, raw)], 4096)
+    layout = read_layout(io.BytesIO(archive))
+    index_offset, entry = layout.trailer.index_offset, layout.frames[0]
+    forged = archive[:index_offset] + structures.build_index(
+        [structures.IndexEntry(entry.frame_offset, 0, 0, 0)]) + \
+        structures.build_trailer(index_offset, 0, spec.xxh64(raw))
+    with pytest.raises(VortexFormatError, match="seek index entry 0: empty frame"):
+        vortexfmt.decompress(forged)
+    with pytest.raises(VortexFormatError, match="empty frame"):
+        vortexfmt.open(io.BytesIO(forged)).read()

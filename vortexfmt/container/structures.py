@@ -190,6 +190,8 @@ def check_index(entries: list[IndexEntry], header: FileHeader, trailer: Trailer,
             raise VortexFormatError(
                 f"{where}: raw offset {entry.raw_offset}, expected {raw_offset}")
         last = number == len(entries) - 1
+        if entry.raw_size == 0:  # as a frame header saying so (FORMAT.md "Frame header")
+            raise VortexFormatError(f"{where}: empty frame (writers never write one)")
         if entry.raw_size > header.frame_size or (not last and entry.raw_size != header.frame_size):
             raise VortexFormatError(f"{where}: raw size {entry.raw_size} breaks the frame size "
                                     f"{header.frame_size}")
