@@ -14,7 +14,7 @@ import struct
 import sys
 
 import pytest
-from conftest import noise, run_vortex, text
+from conftest import HANG_GUARD_S, noise, run_vortex, text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vortexfmt.spec import CodecId
@@ -142,6 +142,9 @@ HOSTILE = {
     "a missing setting": lambda: (_header(8, settings={
         k: v for k, v in SETTINGS.to_dict().items() if k != "layout"}), bytes(8)),
     "a header that is not JSON": lambda: (b"\xff" * 16, bytes(8)),
+    "a header nested too deeply for a parser": lambda: (b"[" * 5000, bytes(8)),
+    "settings nested too deeply for a parser": lambda: (_header(8, settings="[" * 5000),
+                                                        bytes(8)),
 }
 
 
@@ -151,6 +154,32 @@ def test_hostile_profile_files_are_refused(tmp_path, case):
     _write_safetensors(path, *HOSTILE[case]())
     with pytest.raises(ProfileError, match="bad.vxprofile"):
         load_profile(path)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_named_as_a_profile_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes: a profile search must never
+    do that (a subprocess, so that a regression fails by the guard instead of hanging)."""
+    import os
+    import subprocess
+
+    fifo = tmp_path / "a.vxprofile"
+    os.mkfifo(fifo)
+    script = ("import sys; from vortexfmt.profiles import ProfileError, load_profile\n"
+              "try:\n    load_profile(sys.argv[1])\n"
+              "except ProfileError as error:\n    print(error)")
+    result = subprocess.run([sys.executable, "-c", script, str(fifo)], capture_output=True,
+                            text=True, timeout=HANG_GUARD_S)
+    assert result.stdout.strip() == f"{fifo}: not a profile (not a regular file)"
+
+
+def test_a_hostile_file_on_the_search_path_does_not_hide_the_right_profile(profile, tmp_path):
+    data = records(300, seed=5)
+    archive = tmp_path / "a.vtx"
+    archive.write_bytes(vortexfmt.compress(data, model=profile.path, frame_size=4096))
+    _write_safetensors(tmp_path / "0-nested.vxprofile", b"[" * 5000, bytes(8))  # first
+    with vortexfmt.open(archive) as reader:  # finds log.vxprofile beside it by id
+        assert reader.read() == data
 
 
 def test_a_declared_header_length_beyond_the_bounds_is_refused_unread(tmp_path):

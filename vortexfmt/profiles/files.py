@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict, int]:
     ProfileError for anything but a well-formed, bounded profile header."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             header, prime_size = _parse_header(handle, size, path)
     except OSError as error:
@@ -188,7 +189,7 @@ def load_profile(path: str | os.PathLike) -> Profile:
     settings before reading the priming bytes (FORMAT.md "Profiles")."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             metadata, prime_size = _parse_header(handle, size, path)
             settings = _parse_settings(metadata, path)
@@ -201,6 +202,22 @@ def load_profile(path: str | os.PathLike) -> Profile:
     return Profile(settings, prime, path)
 
 
+def _open_regular(path: Path):
+    """`path` opened for reading if it is a regular file; ProfileError for anything else (a
+    FIFO on the search path would block the reader for ever, a device would never end).
+    Opened without blocking, then checked, so that a FIFO never waits for a writer."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ProfileError(f"{path}: not a profile (not a regular file)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def _parse_settings(metadata: dict, path: Path) -> ProfileSettings:
     try:
         fields = json.loads(metadata["vortex.profile"])
@@ -209,6 +226,8 @@ def _parse_settings(metadata: dict, path: Path) -> ProfileSettings:
             raise ValueError("settings must be format, table_bits, stride and layout")
         settings = ProfileSettings(**fields)
         settings.check()
+    except RecursionError:
+        raise ProfileError(f"{path}: bad profile settings (nested too deeply)") from None
     except (KeyError, TypeError, ValueError) as error:
         raise ProfileError(f"{path}: bad profile settings ({error})") from None
     return settings
@@ -227,7 +246,7 @@ def _parse_header(handle, size: int, path: Path) -> tuple[dict, int]:
         raise ProfileError(f"{path}: not a profile (safetensors header of {length} bytes)")
     try:
         header = json.loads(handle.read(length).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
         raise ProfileError(f"{path}: not a profile (unreadable safetensors header)") from None
     if not isinstance(header, dict):
         raise ProfileError(f"{path}: not a profile (safetensors header is not an object)")
