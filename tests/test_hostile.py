@@ -442,3 +442,15 @@ def test_an_index_entry_of_no_raw_bytes_is_damage_not_an_empty_content():
         vortexfmt.decompress(forged)
     with pytest.raises(VortexFormatError, match="empty frame"):
         vortexfmt.open(io.BytesIO(forged)).read()
+
+
+def test_a_zstd_payload_declaring_another_size_is_refused_before_allocating():
+    """A zstd frame may declare its content size, which python-zstandard allocates whatever
+    max_output_size says: 3 GiB declared for a 64 KiB frame is damage, found first."""
+    raw = b"z" * 100
+    block = ((len(raw) << 3) | 1).to_bytes(3, "little") + raw  # last block, raw, 100 bytes
+    payload = b"\x28\xb5\x2f\xfd" + bytes([0xA0]) + (3 << 30).to_bytes(4, "little") + block
+    archive = build_archive([(CodecId.ZSTD, 64 << 10, payload, bytes(64 << 10))], 64 << 10)
+    with pytest.raises(FrameDamageError, match="zstd payload declares 3221225472 bytes, "
+                                               "header says 65536"):
+        vortexfmt.decompress(archive)

@@ -32,8 +32,15 @@ class ZstdCodec:
 
     def decode(self, payload: bytes, raw_size: int) -> bytes:
         # max_output_size bounds the allocation: a payload can never expand past its frame.
-        # The payload is one zstd frame: bytes after it are damage, not padding.
+        # The payload is one zstd frame: bytes after it are damage, not padding. A frame
+        # that declares its content size gets a buffer of that size (python-zstandard then
+        # ignores max_output_size): a declared size other than the frame's is damage, found
+        # before anything is allocated.
         try:
+            declared = zstandard.frame_content_size(payload)
+            if declared not in (-1, raw_size):  # -1: not declared (what writers write)
+                raise VortexFormatError(f"zstd payload declares {declared} bytes, header "
+                                        f"says {raw_size}")
             raw = zstandard.ZstdDecompressor().decompress(
                 payload, max_output_size=max(raw_size, 1), allow_extra_data=False)
         except zstandard.ZstdError as error:
