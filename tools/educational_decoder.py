@@ -357,7 +357,7 @@ def read_profile(data: bytes) -> tuple[bytes, bytes]:
         raise Damaged(f"profile: header of {size} bytes")
     try:
         header = json.loads(data[8:8 + size].decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply for json
         raise Damaged("profile: unreadable header") from None
     p = len(data) - 8 - size
     metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
@@ -371,7 +371,7 @@ def read_profile(data: bytes) -> tuple[bytes, bytes]:
         raise Damaged("profile: it must hold one tensor, 'prime', of 1..4 MiB filling the file")
     try:
         settings = json.loads(metadata["vortex.profile"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):
         raise Damaged("profile: no readable vortex.profile") from None
     if not isinstance(settings, dict) or set(settings) != PROFILE_KEYS:
         raise Damaged("profile: vortex.profile must hold format, table_bits, stride, layout")
