@@ -81,6 +81,8 @@ class ArithmeticDecoder {
   }
   // high - low + 1, the width of the interval.
   VORTEX_INLINE uint64_t span() const { return uint64_t{high_} - low_ + 1; }
+  // How many bits it has read past the end of the stream (as zeros).
+  VORTEX_INLINE uint64_t bits_past_end() const { return bits_past_end_; }
   // value - low + 1 in 64-bit arithmetic (wrapping as torchac's does where a corrupt stream
   // puts value below low): the symbol s is the one with c_low(s) * span <= offset * 2^16 - 1
   // < c_high(s) * span.
@@ -110,6 +112,7 @@ class ArithmeticDecoder {
     if (cached_ == 0) {
       if (position_ == size_) {
         value_ <<= 1;
+        ++bits_past_end_;
         return;
       }
       cache_ = data_[position_++];
@@ -121,6 +124,7 @@ class ArithmeticDecoder {
   size_t size_, position_ = 0;
   uint32_t low_ = 0, high_ = 0xFFFFFFFFu, value_ = 0;
   uint8_t cache_ = 0, cached_ = 0;
+  uint64_t bits_past_end_ = 0;
 };
 
 }  // namespace vortex

@@ -15,6 +15,7 @@ from vortexfmt.spec import CodecId
 from vortexfmt.spec import cm as layout
 
 import vortexfmt
+from vortexfmt import spec
 from vortexfmt.codecs import cm
 from vortexfmt.errors import FrameDamageError, VortexFormatError
 
@@ -264,14 +265,32 @@ def test_damaged_stream_is_reported_as_a_damaged_frame():
         vortexfmt.decompress(bytes(blob))
 
 
+def _random_payload(seed: int, lengths: tuple[int, int]) -> bytes:
+    streams = [noise(lengths[0], seed), noise(lengths[1], seed + 100)]
+    header = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 10,
+                                           "stride": seed, "lanes": 2})
+    header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, lanes=2)
+    return header + b"".join(streams)
+
+
 def test_random_streams_decode_to_the_right_size_without_crashing():
+    """Random bytes long enough for their lanes (250 bytes each) decode to garbage of the
+    right size, which the frame checksum then rejects."""
     for seed in range(20):
-        streams = [noise(40 + seed, seed), noise(3, seed + 100)]
-        header = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 10,
-                                               "stride": seed, "lanes": 2})
-        header += layout.StreamLengths.build({"lengths": [len(s) for s in streams]}, lanes=2)
-        raw = cm.CmCodec().decode(header + b"".join(streams), 500)
+        raw = cm.CmCodec().decode(_random_payload(seed, (400 + seed, 300)), 500)
         assert len(raw) == 500
+
+
+@pytest.mark.parametrize("stream", [b"", b"\x00", noise(3, 1)], ids=["empty", "zero", "noise"])
+def test_a_stream_far_too_short_for_its_lane_is_damage(stream):
+    """The decoder reads zeros past a stream's end, but no encoder's stream is read more
+    than 30 bits past it: at 64 the lane is damaged, and decoding stops there (within
+    about 360 KB) instead of going on for all the 8 MiB the frame claims."""
+    payload = layout.CmPayloadHeader.build({"revision": 1, "flags": 0, "table_bits": 10,
+                                            "stride": 0, "lanes": 1})
+    payload += spec.encode_leb128(len(stream)) + stream
+    with pytest.raises(VortexFormatError, match="lane 0's stream ends before its bytes do"):
+        cm.CmCodec().decode(payload, 8 << 20)
 
 
 # --- Golden vectors and real files --------------------------------------------------------------

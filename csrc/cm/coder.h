@@ -29,9 +29,20 @@ class Encoder {
   ArithmeticEncoder coder_;
 };
 
+// The most bits a decoder reads past the end of its stream before the reference reader calls
+// the stream damaged (FORMAT.md "End of stream"): the encoder writes all but at most 30 of the
+// bits its decoder reads, so no stream it writes comes near; a short damaged or hostile
+// stream stops here instead of decoding up to 2^28 bytes from zeros (a 1-byte stream claiming
+// 8 MiB took 9 s to fail its checksum). A coded bit narrows the interval by at least
+// 65535/65536 (p1 within 1..65535), so fewer than 45,426 bits are decoded per bit read: a
+// lane decodes at most about 360 KB past its end.
+constexpr uint64_t kMaxBitsPastEnd = 64;
+
 class Decoder {
  public:
   Decoder(const uint8_t* data, size_t size) : coder_(data, size) {}
+  // Whether it has read more than kMaxBitsPastEnd bits past the end of its stream.
+  VORTEX_INLINE bool overran() const { return coder_.bits_past_end() > kMaxBitsPastEnd; }
   VORTEX_INLINE int decode(int32_t p1) {
     const uint32_t c0 = 65536 - static_cast<uint32_t>(p1);
     // torchac: count = (offset * 2^16 - 1) / span, and the symbol is 1 when count >= c0;

@@ -290,6 +290,15 @@ inline EncodedFrame encode_frame(const uint8_t* data, size_t size, size_t lanes,
   return result;
 }
 
+// A lane's decoder read more than kMaxBitsPastEnd bits past the end of its stream: the
+// stream is too short for the lane's bytes (damaged, or not written by an encoder).
+struct StreamOverrun : std::runtime_error {
+  explicit StreamOverrun(size_t lane)
+      : std::runtime_error("lane " + std::to_string(lane) + "'s stream ends before its bytes "
+                           "do (more than " + std::to_string(kMaxBitsPastEnd) +
+                           " bits read past its end)") {}
+};
+
 // Decodes `size` bytes from one stream per lane. With `primed` > 0 (one stream only), the
 // model first learns the priming bytes prime[0, primed) as the encoder did (with `state`,
 // which has learnt them, it starts from a copy of that model).
@@ -321,6 +330,7 @@ VORTEX_MULTIVERSION std::string decode_frame_body(
           byte = byte << 1 | bit;
         }
         frame[lane[i].start + t] = static_cast<uint8_t>(byte);
+        if (decoder[i].overran()) throw StreamOverrun(i);
         model.end_byte(byte);
       }
       if (check.stop_after(lanes)) return {};

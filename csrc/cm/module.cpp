@@ -215,6 +215,7 @@ py::bytes decode(py::bytes payload, const std::vector<std::pair<size_t, size_t>>
 
 PYBIND11_MODULE(_cm_kernel, m) {
   py::register_exception<Cancelled>(m, "Cancelled");
+  py::register_exception<vortex::cm::StreamOverrun>(m, "StreamOverrun");
   py::class_<PrimedModel>(m, "PrimedModel",
                           "a model that has learnt priming bytes, copied for each frame")
       .def_property_readonly("prime_size", [](const PrimedModel& model) {

@@ -226,6 +226,8 @@ class CmCodec:
                                  header.stride, stop, primed_model=primed_model)
         except kernel.Cancelled:
             raise CodingCancelled("cm frame decoding cancelled") from None
+        except kernel.StreamOverrun as error:
+            raise VortexFormatError(f"cm payload: {error}") from None
         return data if header.transform is None else numeric.invert(data, header.transform)
 
 
