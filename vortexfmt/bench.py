@@ -88,6 +88,10 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     from vortexfmt.codecs import codec_name
     from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
 
+    from vortexfmt.profiles.search import is_profile
+
+    if codec not in ("neural", "mixed") and not is_profile(model):
+        model = None  # a neural model given for bench's model codecs: not for this one
     # Untimed, a first round trip of a few bytes: kernels and torch load and models are
     # read once a process, which is not the codec's speed.
     warm_up = io.BytesIO()

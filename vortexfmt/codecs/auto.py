@@ -4,6 +4,7 @@ any one codec may be asked for instead. FrameEncoder applies it to each frame.""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from vortexfmt.codecs import (
@@ -49,12 +50,14 @@ class FrameEncoder:
         self.auto = codec == "auto"
         names = options.get("candidates", AUTO_CANDIDATES) if self.auto else (codec,)
         profile = _profile_of(model)
-        if model is not None and profile is None and \
+        if isinstance(model, (str, os.PathLike)) and profile is None and \
                 not any(CODEC_IDS[name] in MODEL_CODEC_IDS for name in names):
-            # a model no codec here would use: never ignore it in silence
-            raise ValueError(f"{model}: not a profile (a .vxprofile file that vortex train "
-                             f"wrote), and {'this level' if level is not None else codec} "
-                             "takes no neural model (--codec neural or mixed does)")
+            # a model named that no codec here would use: never ignore it in silence (a
+            # loaded model object is the caller's to pass to any codec)
+            raise ValueError(f"{os.fspath(model)}: not a profile (a .vxprofile file that "
+                             f"vortex train wrote), and "
+                             f"{'this level' if level is not None else codec} takes no "
+                             "neural model (--codec neural or mixed does)")
         if profile is not None:
             # a profile is for cm: auto keeps its classical candidates beside primed cm
             if any(CODEC_IDS[name] in MODEL_CODEC_IDS for name in names):
