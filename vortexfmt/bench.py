@@ -87,7 +87,6 @@ def bench_vortex(data: bytes, *, model=None, device=None, frame_size: int | None
     from vortexfmt.api import decompress
     from vortexfmt.codecs import codec_name
     from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
-
     from vortexfmt.profiles.search import is_profile
 
     if codec not in ("neural", "mixed") and not is_profile(model):
