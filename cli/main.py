@@ -49,6 +49,9 @@ from vortexfmt.container.writer import DEFAULT_FRAME_SIZE, ArchiveWriter
 from vortexfmt.errors import VortexError
 
 SUFFIX = ".vtx"
+#: pack warns below this frame size, where cm codes no frame (a 345 KB file in 1-byte frames
+#: became 19.7 MB)
+SMALL_FRAME_SIZE = 256
 COPY_CHUNK = 1 << 20
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
 
@@ -322,6 +325,10 @@ def pack(inputs, output, to_stdout, codec, level, frame_size, layout, model, dev
     """Compress each INPUT (- or none: stdin) into a Vortex archive INPUT.vtx."""
     inputs = list(inputs) or [STDIO]
     level = _chosen_level(level, level_flags)
+    if frame_size < SMALL_FRAME_SIZE and not quiet:  # valid, but seldom what was meant
+        click.echo(f"vortex: warning: frames of {frame_size} bytes each cost 56 bytes of "
+                   f"header and index, and cm codes none below 256 bytes; frames of 64K or "
+                   f"more pack far smaller", err=True)
     if level is not None and codec not in (None, "auto"):
         raise click.UsageError(f"give --codec {codec} or a level (-{level}), not both")
     if to_stdout:

@@ -579,3 +579,13 @@ def test_unpack_to_stdout_says_where_its_output_stopped(cli, source, tmp_path):
     assert result.exit_code == 1
     assert "output to <stdout> stopped there" in result.stderr
     assert "nothing written" not in result.stderr
+
+
+def test_pack_warns_of_tiny_frames_and_still_packs_them(cli, source, tmp_path):
+    result = cli("pack", source, "--frame-size", "100", "-o", tmp_path / "tiny.vtx")
+    assert result.exit_code == 0
+    assert "vortex: warning: frames of 100 bytes each cost 56 bytes" in result.stderr
+    assert vortexfmt.decompress((tmp_path / "tiny.vtx").read_bytes()) == CONTENT
+    quiet = cli("pack", source, "--frame-size", "100", "-o", tmp_path / "q.vtx", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert "warning" not in cli("pack", source, "-o", tmp_path / "big.vtx").stderr
