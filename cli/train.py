@@ -189,10 +189,8 @@ def _train_profile(data, output, format_name, prime_size, frame_size, layout,
     except ValueError as error:  # a --format or --layout the profile cannot hold
         click.echo(f"vortex: {output}: {error}", err=True)
         raise SystemExit(1) from None
-    except OSError as error:  # the profile is written beside OUTPUT, then renamed: say OUTPUT
-        name = output if str(error.filename or "").endswith(".part") else \
-            error.filename or output
-        click.echo(f"vortex: {name}: {error.strerror or error}", err=True)
+    except OSError as error:
+        click.echo(f"vortex: {error.filename or output}: {error.strerror or error}", err=True)
         raise SystemExit(1) from None
     if not quiet:
         profile, settings = result.profile, result.profile.settings

@@ -197,6 +197,14 @@ def test_a_file_larger_than_any_profile_is_refused_before_it_is_read(tmp_path):
         load_profile(path)
 
 
+def test_saving_a_profile_names_its_path_in_errors_not_the_temporary_file(tmp_path):
+    target = tmp_path / "gone" / "p.vxprofile"
+    with pytest.raises(FileNotFoundError) as caught:
+        save_profile(target, Profile(SETTINGS, records(20)))
+    assert caught.value.filename == str(target)
+    assert not (tmp_path / "gone").exists()
+
+
 def test_a_truncated_profile_is_refused(profile, tmp_path):
     path = tmp_path / "cut.vxprofile"
     path.write_bytes(profile.path.read_bytes()[:-1])

@@ -157,12 +157,16 @@ def profile_bytes(profile: Profile) -> bytes:
 
 def save_profile(path: str | os.PathLike, profile: Profile) -> Profile:
     """Write `profile` to `path` (through a temporary file, renamed); returns it with its
-    path."""
+    path. An OSError names `path`, never the temporary file, which the caller never saw."""
     path = Path(path)
     temporary = path.with_name(path.name + ".part")
     try:
         temporary.write_bytes(profile_bytes(profile))
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename != str(temporary):
+            raise
+        raise type(error)(error.errno, error.strerror, str(path)) from error
     finally:
         if temporary.exists():
             temporary.unlink()
