@@ -7,7 +7,7 @@ and HDF5's Vortex filters write the same bytes).
 
 Nothing here codes: the payload is what the container's frame codecs (vortexfmt.codecs)
 write for a frame of the same bytes, chosen as the writer chooses (``auto``: the smallest,
-lzma and zstd left out where cm leads by far: vortexfmt.codecs.auto.CM_LEAD).
+lzma and zstd left out where cm leads zstd -3 by a tenth: vortexfmt.codecs.auto.CM_LEAD).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def encode(data, codec: str = "auto", layout: str | None = None,
 
     `codec` is one of CHUNK_CODEC_CHOICES (``auto`` keeps the smallest payload of stored,
     zstd, lzma and cm, as the archive writer does per frame, lzma and zstd left out where
-    cm leads by far); `level` (1..9,
-    vortexfmt.codecs.levels) picks a preset instead, with `codec` ``auto``. `layout` (a
-    numpy dtype string such as ``'<f4'``) tells the cm codec how the bytes are laid out,
-    where this version's cm codec takes such a hint; otherwise it is ignored (decoding
-    never needs it). Raises ValueError for arguments it cannot use.
+    cm leads zstd -3 by a tenth); `level` (1..9, vortexfmt.codecs.levels) picks a preset
+    instead, with `codec` ``auto``. `layout` (a numpy dtype string such as ``'<f4'``) tells
+    the cm codec how the bytes are laid out, where this version's cm codec takes such a
+    hint; otherwise it is ignored (decoding never needs it). Raises ValueError for arguments
+    it cannot use.
     """
     raw = bytes(memoryview(data).cast("B"))
     if len(raw) > MAX_CHUNK_SIZE:
