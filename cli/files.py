@@ -27,6 +27,15 @@ def display(path: str, *, output: bool = False) -> str:
     return "<stdout>" if output else "<stdin>"
 
 
+def _replace(temporary: str, path: str) -> None:
+    """Give the finished temporary file its name; an error names `path`, not the
+    temporary file (the output's directory removed meanwhile, say)."""
+    try:
+        os.replace(temporary, path)
+    except OSError as error:
+        raise named(error, path) from None
+
+
 def named(error: OSError, name: str) -> OSError:
     """`error` again, of the same class, naming `name` (for `vortex: NAME: reason`)."""
     renamed = type(error)(error.errno, error.strerror or str(error), name)
@@ -139,9 +148,9 @@ def atomic_output(path: str, *, keep_on: tuple[type[BaseException], ...] = ()) -
                 sink.sync()
                 raise
             sink.sync()
-        os.replace(temporary, path)
+        _replace(temporary, path)
     except keep_on:
-        os.replace(temporary, path)
+        _replace(temporary, path)
         raise
     except BaseException:
         try:

@@ -157,6 +157,68 @@ def test_open_with_bad_arguments_creates_no_file(tmp_path, opened_files):
     assert not (tmp_path / "a.vtx").exists()
 
 
+@pytest.mark.parametrize("arguments", [
+    {"model": "missing.vxprofile"},           # a profile that is not there
+    {"codec": "zstd", "layout": "<i4"},       # a layout for a codec that takes none
+    {"frame_size": 4096.0},                   # not an integer
+    {"threads": 2.5},
+], ids=["missing-profile", "layout-without-cm", "float-frame-size", "float-threads"])
+@pytest.mark.parametrize("mode", ["wb", "wt"])
+def test_a_refused_write_open_leaves_an_existing_file_as_it_was(tmp_path, mode, arguments):
+    path = tmp_path / "precious.vtx"
+    archive = vortexfmt.compress(b"precious")
+    path.write_bytes(archive)
+    with pytest.raises((ValueError, TypeError, VortexError)):
+        vortexfmt.open(path, mode, **arguments)
+    assert path.read_bytes() == archive
+
+
+@pytest.mark.parametrize("arguments", [{"encoding": "no-such-encoding"}, {"newline": "\t"}],
+                         ids=["encoding", "newline"])
+@pytest.mark.parametrize("mode", ["wt", "xt", "rt"])
+def test_bad_text_arguments_are_refused_before_any_file_is_touched(tmp_path, opened_files,
+                                                                   mode, arguments):
+    path = tmp_path / ("precious.vtx" if mode != "xt" else "new.vtx")
+    archive = vortexfmt.compress(b"precious")
+    if mode != "xt":
+        path.write_bytes(archive)
+    with pytest.raises((LookupError, ValueError)):
+        vortexfmt.open(path, mode, **arguments)
+    assert opened_files == []
+    if mode == "xt":
+        assert not path.exists()
+    else:
+        assert path.read_bytes() == archive
+
+
+def test_x_mode_removes_the_file_it_created_when_the_writer_fails(tmp_path, monkeypatch):
+    def failing_header(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(vortexfmt.api.ArchiveWriter, "_emit", failing_header)
+    with pytest.raises(OSError, match="No space"):
+        vortexfmt.open(tmp_path / "new.vtx", "xb")
+    assert not (tmp_path / "new.vtx").exists()
+
+
+def test_frame_size_and_threads_must_be_integers():
+    with pytest.raises(TypeError, match="frame size"):
+        vortexfmt.compress(b"x", frame_size=4096.0)
+    with pytest.raises(TypeError, match="threads"):
+        vortexfmt.compress(b"x", threads=2.0)
+    with pytest.raises(TypeError, match="threads"):
+        vortexfmt.decompress(vortexfmt.compress(b"x"), threads=2.0)
+
+
+def test_a_reader_that_failed_to_open_closes_quietly():
+    """Its finaliser calls close() on the half-built reader: nothing may be raised there."""
+    reader = ArchiveReader.__new__(ArchiveReader)
+    with pytest.raises(VortexFormatError):
+        reader.__init__(io.BytesIO(b"not an archive at all"))
+    reader.close()
+    assert reader.closed
+
+
 def test_text_mode_closes_the_file_it_opened(tmp_path, opened_files):
     with vortexfmt.open(tmp_path / "t.vtx", "wt", encoding="utf-8") as out:
         out.write("x")

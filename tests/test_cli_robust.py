@@ -172,6 +172,24 @@ def test_missing_output_directory(tmp_path, source):
         f"vortex: {tmp_path / 'nope' / 'a.vtx'}: No such file or directory"
 
 
+def test_output_directory_removed_while_writing_is_reported_by_the_output_name(tmp_path):
+    """The finished temporary file cannot be renamed: the error names the output, not the
+    hidden temporary file, and nothing is left behind."""
+    import shutil
+
+    from vortexfmt.cli.files import atomic_output
+
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    target = str(directory / "out.vtx")
+    with pytest.raises(FileNotFoundError) as raised:
+        with atomic_output(target) as sink:
+            sink.write(b"data")
+            shutil.rmtree(directory)
+    assert raised.value.filename == target
+    assert not directory.exists()
+
+
 def test_read_only_directory(tmp_path, source):
     archive = tmp_path / "a.vtx"
     archive.write_bytes(vortexfmt.compress(CONTENT))

@@ -6,6 +6,7 @@ import builtins
 import io
 import os
 
+from vortexfmt.codecs.auto import FrameEncoder
 from vortexfmt.container.readahead import check_threads
 from vortexfmt.container.reader import ArchiveReader
 from vortexfmt.container.writer import (
@@ -45,7 +46,12 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
         raise ValueError(f"invalid mode {mode!r}")
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline apply to text mode only")
-    if binary_mode == "r":  # before a file is opened or created
+    # everything that can be refused is refused before a file is opened, created or
+    # truncated: a failed open leaves an existing file as it was
+    if text:  # encoding and newline, checked as the wrapper will check them
+        io.TextIOWrapper(io.BytesIO(), encoding, errors, newline)
+    encoder = None
+    if binary_mode == "r":
         if layout is not None:
             raise ValueError("layout applies to writing only")
         check_threads(threads)
@@ -53,30 +59,36 @@ def open(file, mode: str = "rb", *, codec: str = "auto", frame_size: int = DEFAU
     else:
         if memory_limit is not None:
             raise ValueError("memory_limit applies to reading only")
-        if layout is not None:  # a bad string fails before a file is created
-            from vortexfmt.codecs.record_layout import parse_layout
-
-            parse_layout(layout)
         check_writer_arguments(codec, frame_size, threads)
+        # the frame encoder loads the profile or model and checks the layout against the
+        # codec: what the writer would otherwise find out after the file was truncated
+        encoder = FrameEncoder(codec, model, device, frame_size, threads=threads,
+                               layout=layout)
     owns_file = isinstance(file, (str, bytes, os.PathLike))
     fileobj = builtins.open(file, binary_mode + "b") if owns_file else file
+    stream = None
     try:
         if binary_mode == "r":
             stream = ArchiveReader(fileobj, model=model, device=device,
                                    close_fileobj=owns_file, threads=threads,
                                    memory_limit=memory_limit)
         else:
-            stream = ArchiveWriter(fileobj, codec=codec, frame_size=frame_size, model=model,
-                                   device=device, close_fileobj=owns_file, threads=threads,
-                                   layout=layout)
+            stream = ArchiveWriter(fileobj, frame_size=frame_size, close_fileobj=owns_file,
+                                   threads=threads, encoder=encoder)
+        if text:
+            wrapper = _TextWriter if binary_mode != "r" else io.TextIOWrapper
+            return wrapper(stream, encoding, errors, newline)
+        return stream
     except BaseException:
+        if isinstance(stream, ArchiveWriter):
+            stream.abort()  # no index: what it wrote must not pass for an archive
+        elif stream is not None:
+            stream.close()
         if owns_file:
             fileobj.close()
+            if binary_mode == "x":  # the file this call created, and nothing in it
+                os.unlink(file)
         raise
-    if text:
-        wrapper = _TextWriter if binary_mode != "r" else io.TextIOWrapper
-        return wrapper(stream, encoding, errors, newline)
-    return stream
 
 
 class _TextWriter(io.TextIOWrapper):

@@ -12,6 +12,7 @@ threads of its own.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -26,8 +27,22 @@ from vortexfmt.errors import FrameDamageError
 from vortexfmt.limits import check_memory_limit
 
 
+def is_integer(value) -> bool:
+    """Whether `value` is an integer (an int, or one of numpy's), not a bool or float."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
 def check_threads(threads: int) -> None:
-    """Raise ValueError for a thread count a reader or writer cannot use."""
+    """Raise ValueError for a thread count a reader or writer cannot use (TypeError for one
+    that is not an integer)."""
+    if not is_integer(threads):
+        raise TypeError(f"threads must be an integer, got {threads!r}")
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
 

@@ -380,7 +380,9 @@ class ArchiveReader(io.BufferedIOBase):
         if self.closed:
             return
         try:
-            self._buffer.close()
+            buffer = getattr(self, "_buffer", None)  # none where __init__ failed
+            if buffer is not None:
+                buffer.close()
         finally:
             try:
                 if self._close_fileobj:

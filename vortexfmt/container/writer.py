@@ -14,15 +14,18 @@ from vortexfmt import limits, spec
 from vortexfmt.codecs import WRITER_CODEC_CHOICES
 from vortexfmt.codecs.auto import FrameEncoder
 from vortexfmt.container import structures
-from vortexfmt.container.readahead import check_threads
+from vortexfmt.container.readahead import check_threads, is_integer
 from vortexfmt.container.structures import IndexEntry
 
 DEFAULT_FRAME_SIZE = 4 << 20
 
 
 def check_writer_arguments(codec: str, frame_size: int, threads: int = 1) -> None:
-    """Raise ValueError for a codec name, frame size or thread count a writer cannot use."""
+    """Raise ValueError for a codec name, frame size or thread count a writer cannot use
+    (TypeError for a frame size or thread count that is not an integer)."""
     check_threads(threads)
+    if not is_integer(frame_size):
+        raise TypeError(f"frame size must be an integer, got {frame_size!r}")
     if codec not in WRITER_CODEC_CHOICES:
         raise ValueError(f"unknown codec {codec!r}; choose one of "
                          f"{', '.join(WRITER_CODEC_CHOICES)}")
