@@ -86,6 +86,24 @@ def test_a_bad_layout_is_refused_before_any_task(client, tmp_path):
     assert not (tmp_path / "x.vtx").exists()
 
 
+def test_an_output_that_is_an_input_is_refused_before_any_task(client, inputs, tmp_path):
+    original = [path.read_bytes() for path in inputs]
+    link = tmp_path / "another-name"
+    link.symlink_to(inputs[0])
+    for outputs, message in [
+        ([inputs[0], tmp_path / "b.vtx", tmp_path / "c.vtx"], "is the input file"),
+        ([link, tmp_path / "b.vtx", tmp_path / "c.vtx"], "is the input file"),  # by any name
+        ([tmp_path / "b.vtx", inputs[2], tmp_path / "c.vtx"], "is the input file"),  # another's
+        ([tmp_path / "b.vtx", tmp_path / "b.vtx", tmp_path / "c.vtx"], "two inputs"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            vdask.pack_files(inputs, outputs, client, codec="zstd")
+        with pytest.raises(ValueError, match=message):
+            vdask.unpack_files(inputs, outputs, client)
+    assert [path.read_bytes() for path in inputs] == original
+    assert not (tmp_path / "b.vtx").exists()
+
+
 def test_whole_files_round_trip(client, inputs, tmp_path):
     results = vdask.pack_files(inputs, None, client, split="files", codec="lzma",
                                frame_size=64 << 10)

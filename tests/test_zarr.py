@@ -88,6 +88,8 @@ def test_numcodecs_config_round_trip():
     ({"codec": "cm", "level": 3}, "not both"),
     ({"level": 10}, "compression level"),
     ({"profile": "abc"}, "profiles are not supported"),
+    ({"layout": "int32"}, "bad layout"),  # refused here, not at the first chunk written
+    ({"layout": 4}, "layout string"),
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
@@ -102,6 +104,23 @@ def test_layout_of_dtypes():
     assert layout_of(np.dtype("u1")) == "|u1"
     assert layout_of(np.dtype("S4")) is None
     assert layout_of(np.dtype([("a", "<i4")])) is None
+    assert layout_of(np.dtype("?")) is None
+    assert layout_of(np.dtype("<c8")) == "<f4:2ch"  # real and imaginary parts
+    assert layout_of(np.dtype(">c16")) == "<f8:2ch"
+
+
+@pytest.mark.parametrize("dtype", ["?", "<c8", "<c16", "<f2", "|i1"])
+@pytest.mark.parametrize("codec", ["auto", "zstd"])
+def test_zarr_v3_arrays_of_every_number_kind(tmp_path, dtype, codec):
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=3000) * 50
+    data = (values + 1j * values[::-1] if dtype.endswith(("c8", "c16")) else
+            values > 0 if dtype == "?" else values).astype(dtype)
+    path = str(tmp_path / "a.zarr")
+    array = zarr.create_array(path, shape=data.shape, chunks=(1024,), dtype=data.dtype,
+                              compressors=[VortexCodec(codec=codec)])
+    array[:] = data
+    assert zarr.open_array(path, mode="r")[:].tobytes() == data.tobytes()
 
 
 def test_zarr_v3_array_written_here_read_by_another_process(tmp_path):

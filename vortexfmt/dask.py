@@ -106,6 +106,24 @@ def read_zarr(store, component: str | None = None):
 # --- Running jobs --------------------------------------------------------------------------
 
 
+def _check_outputs(inputs: list[str], outputs: list[str]) -> None:
+    """Refuse, before any task runs, an output that is one of the inputs (by any name: it
+    would be overwritten while read) or the output of another input too."""
+    sources = {os.path.realpath(path): path for path in inputs}
+    targets: dict[str, str] = {}
+    for target in outputs:
+        key = os.path.realpath(target)
+        source = sources.get(key) or next(
+            (path for path in inputs if os.path.exists(path) and os.path.exists(target)
+             and os.path.samefile(path, target)), None)
+        if source is not None:
+            raise ValueError(f"{target}: is the input file {source}; it would be "
+                             "overwritten, choose another output")
+        if key in targets:
+            raise ValueError(f"{target}: is the output of two inputs")
+        targets[key] = target
+
+
 def _run(whole, by_frames, inputs, outputs, client, split, errors, options, default_output):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -116,6 +134,7 @@ def _run(whole, by_frames, inputs, outputs, client, split, errors, options, defa
         [os.fspath(path) for path in outputs]
     if len(outputs) != len(inputs):
         raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
+    _check_outputs(inputs, outputs)
     client = _client(client)
     if split == "auto":
         split = "files" if len(inputs) >= sum(client.nthreads().values()) else "frames"

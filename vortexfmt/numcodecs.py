@@ -24,8 +24,12 @@ def check_options(codec: str, level: int | None, layout: str | None,
         preset(level)  # ValueError outside 1..9
         if codec != "auto":
             raise ValueError(f"give a codec ({codec!r}) or a level ({level!r}), not both")
-    if layout is not None and not isinstance(layout, str):
-        raise ValueError(f"layout must be a numpy dtype string such as '<f4', got {layout!r}")
+    if layout is not None:  # refused here, not at the first chunk written
+        from vortexfmt.codecs.record_layout import parse_layout
+
+        if not isinstance(layout, str):
+            raise ValueError(f"layout must be a layout string such as '<f4', got {layout!r}")
+        parse_layout(layout)  # LayoutError (a ValueError) naming what is wrong
     if profile is not None:
         raise ValueError("Vortex profiles are not supported by this version (profile must "
                          "be None)")
@@ -36,9 +40,9 @@ class VortexCodec(Codec):
 
     `codec`: ``auto`` (the smallest of stored, zstd, lzma and cm, per chunk), ``cm``,
     ``lzma``, ``zstd`` or ``stored``; `level` (1..9) a preset instead, with ``auto``;
-    `layout` a numpy dtype string (``'<f4'``) the cm codec may use as a hint (decoding never
-    needs it); `profile` is reserved (None). decode() raises VortexFormatError for a chunk
-    that is not whole and intact.
+    `layout` a layout string (``'<f4'``, ``'<i4:3ch'``: vortexfmt.codecs.record_layout) the
+    cm codec may use as a hint (decoding never needs it); `profile` is reserved (None).
+    decode() raises VortexFormatError for a chunk that is not whole and intact.
     """
 
     codec_id = "vortex"

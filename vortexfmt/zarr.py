@@ -21,12 +21,16 @@ NAME = "vortex"
 
 
 def layout_of(dtype) -> str | None:
-    """The numeric layout of a Zarr or numpy dtype as its bytes are stored (Zarr's bytes
-    codec writes little-endian by default), or None for dtypes that are not plain numbers."""
+    """The numeric layout (vortexfmt.codecs.record_layout) of a Zarr or numpy dtype as its
+    bytes are stored (Zarr's bytes codec writes little-endian by default): integers and
+    floats as themselves, complex numbers as two float channels (real, imaginary); None
+    for the rest (booleans, strings, records, dates)."""
     to_native = getattr(dtype, "to_native_dtype", None)
     native = np.dtype(to_native() if to_native is not None else dtype)
-    if native.kind not in "biufc" or native.fields is not None:
+    if native.fields is not None or native.kind not in "iufc":
         return None
+    if native.kind == "c":
+        return f"<f{native.itemsize // 2}:2ch"
     return native.newbyteorder("<").str if native.itemsize > 1 else native.str
 
 
