@@ -274,10 +274,23 @@ def test_a_frame_coded_from_a_learnt_model_is_the_frame_coded_after_learning(fra
     assert learnt.prime_size == len(prime)
     for data in frames:
         payload = _primed_round_trip(data, prime, 10, stride)
-        streams, _ = kernel.encode(data, 1, 10, stride, False, primed_model=learnt)
-        assert b"".join(streams) == payload
+        for threads in (1, 2):  # on two threads, each stage starts from a copy of its part
+            streams, _ = kernel.encode(data, 1, 10, stride, False, None, threads,
+                                       primed_model=learnt)
+            assert b"".join(streams) == payload
         assert kernel.decode(payload, [(0, len(payload))], len(data), 10, stride,
                              primed_model=learnt) == data
+
+
+def test_a_primed_codec_encodes_on_two_threads_the_payload_of_one():
+    """A frame large enough for the writer's second thread (64 KiB), primed."""
+    profile = Profile(ProfileSettings("records", 16, 16), records(4000, seed=1))
+    data = records(5000, seed=2)
+    assert len(data) >= 64 << 10
+    codec = CmCodec(profile=profile)
+    payload = codec.encode(data, threads=2)
+    assert payload == codec.encode(data, threads=1)
+    assert codec.decode(payload, len(data)) == data
 
 
 def test_a_learnt_model_codes_only_frames_of_its_settings_in_one_lane():

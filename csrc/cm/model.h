@@ -97,6 +97,10 @@ class Model {
   // Ends the byte begun by begin_byte, now known to be `byte`.
   VORTEX_INLINE void end_byte(int byte) { context_.end_byte(byte); }
 
+  // The two stages, for the two-thread encoder to start from copies of a primed model's.
+  const ContextModel& context() const { return context_; }
+  const MixingModel& mixing() const { return mixing_; }
+
  private:
   ContextModel context_;
   MixingModel mixing_;

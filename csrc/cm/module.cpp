@@ -143,7 +143,7 @@ const vortex::cm::PrimedState* state_of(const py::object& primed_model) {
 
 // (streams, ideal bits) of `data` coded in `lanes` lanes, on one thread or two (the same
 // streams either way); with `prime`, after the model has learnt those bytes, or with
-// `primed_model`, from a copy of one that has (frame.h; one thread: the same streams).
+// `primed_model`, from a copy of one that has (frame.h; the same streams either way).
 py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool measure,
                  py::object stop, int threads, py::bytes prime, py::object primed_model) {
   const std::string_view raw = data, priming = prime;
@@ -154,13 +154,13 @@ py::tuple encode(py::bytes data, size_t lanes, int table_bits, int stride, bool 
   const auto* bytes = as_bytes(raw);
   const vortex::cm::PrimedState* state = state_of(primed_model);
   const vortex::cm::EncodedFrame frame = interruptible(stop, [&](auto* interrupt) {
-    if (state != nullptr)
-      return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
-                                      interrupt, as_bytes(priming), priming.size(), state);
     if (threads == 2)
       return vortex::cm::encode_frame_on_two_threads(bytes, raw.size(), lanes, params, measure,
                                                      interrupt, as_bytes(priming),
-                                                     priming.size());
+                                                     priming.size(), state);
+    if (state != nullptr)
+      return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
+                                      interrupt, as_bytes(priming), priming.size(), state);
     return vortex::cm::encode_frame(bytes, raw.size(), lanes, params, measure, nullptr,
                                     interrupt, as_bytes(priming), priming.size());
   });

@@ -1,7 +1,8 @@
 // The encoder on two threads: the context stage on a thread of its own, ahead of the
 // mixing stage and the coder, through a ring of BitInputs; the same streams as
 // encode_frame's (frame.h), primed frames included (both stages learn the priming bytes,
-// the mixing stage codes only the frame's).
+// the mixing stage codes only the frame's; or, given a primed model learnt once, each
+// stage starts from a copy of its part of that model).
 #pragma once
 
 #include <condition_variable>
@@ -78,17 +79,32 @@ class InputRing {
 
 // The context stage of encode_frame_on_two_threads: every bit's inputs, in coding order
 // (the priming bytes' first, for a primed frame).
+// The context stage's model: a copy of `state`'s, coding on over `data` from the lane
+// `state` left (as starting_model, frame.h), or a new one.
+inline ContextModel starting_context(const PrimedState* state, const uint8_t* data,
+                                     size_t size, size_t lane_length, const Params& params,
+                                     Lane* lane) {
+  if (state == nullptr) return ContextModel(data, size, lane_length, params);
+  ContextModel model(state->model.context());
+  model.rebind(data, size, lane_length);
+  const size_t length = lane->length;
+  *lane = state->lane;
+  lane->length = length;
+  return model;
+}
+
 VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
                                            const std::vector<Lane>& lanes, size_t lane_length,
-                                           const Params& params, InputRing* ring,
+                                           const Params& params, const PrimedState* state,
+                                           size_t start, InputRing* ring,
                                            std::exception_ptr* failure) {
   try {
     std::vector<Lane> lane = lanes;  // this stage's own: begin_byte changes them
-    ContextModel model(data, size, lane_length, params);
+    ContextModel model = starting_context(state, data, size, lane_length, params, lane.data());
     size_t chunk = 0, bytes = 0;  // chunks written, bytes in the one being written
     BitInputs* in = nullptr;
     const size_t steps = lane.empty() ? 0 : lane[0].length;
-    for (size_t t = 0; t < steps; ++t) {
+    for (size_t t = start; t < steps; ++t) {
       for (size_t i = 0; i < lane.size() && t < lane[i].length; ++i) {
         if (bytes == 0 && (in = ring->begin_writing(chunk)) == nullptr) return;
         model.begin_byte(lane[i], t);
@@ -117,18 +133,19 @@ VORTEX_MULTIVERSION void run_context_stage(const uint8_t* data, size_t size,
 // failed).
 VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t lanes_count,
                                                   const std::vector<Lane>& lane, bool measure,
-                                                  size_t primed, InputRing* ring,
+                                                  size_t primed, const PrimedState* state,
+                                                  size_t start, InputRing* ring,
                                                   Interrupt* interrupt, bool* complete,
                                                   std::exception_ptr* failure) {
   try {
     InterruptCheck check(interrupt);
-    MixingModel model;
+    MixingModel model = state != nullptr ? state->model.mixing() : MixingModel();
     FrameStreams streams(lanes_count, measure);
     double bits = 0;
     size_t chunk = 0, bytes = 0;  // chunks read, bytes read of the current one
     const BitInputs* in = nullptr;
     const size_t steps = lane.empty() ? 0 : lane[0].length;
-    for (size_t t = 0; t < steps; ++t) {
+    for (size_t t = start; t < steps; ++t) {
       for (size_t i = 0; i < lanes_count && t < lane[i].length; ++i) {
         if (bytes == 0 && (in = ring->begin_reading(chunk)) == nullptr) return {};
         const int byte = data[lane[i].start + t];
@@ -157,12 +174,16 @@ VORTEX_MULTIVERSION EncodedFrame run_mixing_stage(const uint8_t* data, size_t la
 
 // encode_frame's streams, with the context stage on a thread of its own: about as fast as
 // the slower stage, where encode_frame takes as long as both (for a machine with a core to
-// spare). Polls `interrupt` on the calling thread. `prime`, `primed`: as encode_frame's.
+// spare). Polls `interrupt` on the calling thread. `prime`, `primed`, `state`: as
+// encode_frame's (with `state`, each stage starts from a copy of its primed model's).
 inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size, size_t lanes,
                                                 const Params& params, bool measure,
                                                 Interrupt* interrupt = nullptr,
                                                 const uint8_t* prime = nullptr,
-                                                size_t primed = 0) {
+                                                size_t primed = 0,
+                                                const PrimedState* state = nullptr) {
+  take_priming_of(state, lanes, params, &prime, &primed);
+  const size_t start = state != nullptr ? primed : 0;  // the bytes the stages run over
   std::string buffer;  // a primed frame's: the priming bytes, then the frame
   if (primed > 0) {
     if (lanes != 1) throw std::invalid_argument("a primed frame has one lane");
@@ -177,18 +198,22 @@ inline EncodedFrame encode_frame_on_two_threads(const uint8_t* data, size_t size
   std::thread context_thread;
   try {
     context_thread = std::thread([&] {
-      run_context_stage(data, size, lane, lane_length, params, &ring, &context_failure);
+      run_context_stage(data, size, lane, lane_length, params, state, start, &ring,
+                        &context_failure);
       if (context_failure) ring.abort();  // the mixing stage may wait for inputs
     });
   } catch (const std::system_error&) {  // no thread to be had: on this one
+    if (state != nullptr)  // data is the buffer already; the state has the priming bytes
+      return encode_frame(data + primed, size - primed, lanes, params, measure, nullptr,
+                          interrupt, nullptr, 0, state);
     if (primed > 0)  // data is the buffer already
       return encode_frame(data + primed, size - primed, lanes, params, measure, nullptr,
                           interrupt, data, primed);
     return encode_frame(data, size, lanes, params, measure, nullptr, interrupt);
   }
   bool complete = false;
-  EncodedFrame result = run_mixing_stage(data, lanes, lane, measure, primed, &ring,
-                                         interrupt, &complete, &mixing_failure);
+  EncodedFrame result = run_mixing_stage(data, lanes, lane, measure, primed, state, start,
+                                         &ring, interrupt, &complete, &mixing_failure);
   if (!complete) ring.abort();  // stopped or failed: the context stage may wait for room
   context_thread.join();
   if (context_failure) std::rethrow_exception(context_failure);
