@@ -17,13 +17,13 @@ import pytest
 from conftest import HANG_GUARD_S, noise, run_vortex, text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vortexfmt.spec import CodecId
+from vortexfmt.spec import CodecId, max_payload_size
 from vortexfmt.spec import cm as layout
 
 import vortexfmt
 from vortexfmt import limits, native
 from vortexfmt.codecs import frame_need
-from vortexfmt.codecs.cm import CmCodec, parse_header, parse_payload
+from vortexfmt.codecs.cm import CmCodec, parse_header, parse_payload, table_bits_for
 from vortexfmt.container.layout import read_layout
 from vortexfmt.errors import ModelMismatchError, VortexFormatError
 from vortexfmt.profiles import Profile, ProfileError, ProfileSettings, load_profile, save_profile
@@ -280,6 +280,38 @@ def test_a_frame_coded_from_a_learnt_model_is_the_frame_coded_after_learning(fra
             assert b"".join(streams) == payload
         assert kernel.decode(payload, [(0, len(payload))], len(data), 10, stride,
                              primed_model=learnt) == data
+
+
+def test_training_never_picks_table_bits_a_profile_cannot_hold(tmp_path, monkeypatch):
+    """Frames of 512 KiB or more may have tables of 2^19 buckets and more, a profile at most
+    2^18: train measured 19 and then failed to write the profile."""
+    from vortexfmt.profiles import train
+    from vortexfmt.profiles.files import MAX_PROFILE_TABLE_BITS
+
+    monkeypatch.setattr(train.cm_layout, "max_table_bits", lambda size: 22)  # huge frames
+    path = tmp_path / "records.bin"
+    path.write_bytes(records(6000))
+    trained = train.train_profile([path], "records", frame_size=16 << 10, prime_size=4096)
+    assert trained.profile.settings.table_bits <= MAX_PROFILE_TABLE_BITS
+    assert {trial.table_bits for trial in trained.trials} <= {16, 18}
+
+
+def test_a_frame_too_large_to_prime_within_the_readers_limit_is_coded_cold(monkeypatch):
+    """A primed frame counts the learnt model twice: the writer primes no frame that a
+    reader would refuse by default (above about 170 MiB), and codes it as without a
+    profile. Here the limit is lowered so that a small frame is such a frame."""
+    profile = Profile(ProfileSettings("records", 16, 16), records(4000, seed=1))
+    data = records(500, seed=2)
+    codec = CmCodec(profile=profile)
+    assert parse_header(codec.encode(data), len(data))[0].flags & layout.FLAG_PRIMED
+    need = limits.cm_frame_memory(len(data), max_payload_size(len(data)),
+                                  min(16, layout.max_table_bits(len(data))), 1, primed=True)
+    monkeypatch.setattr(limits, "DEFAULT_MEMORY_LIMIT", need - 1)
+    payload = codec.encode(data)
+    header, _ = parse_header(payload, len(data))
+    assert header.flags == 0 and header.table_bits == table_bits_for(len(data))
+    assert payload == CmCodec().encode(data)
+    assert codec.decode(payload, len(data)) == data
 
 
 def test_a_primed_codec_encodes_on_two_threads_the_payload_of_one():

@@ -151,13 +151,14 @@ class CmCodec:
         elif stride is None:
             stride = choose_stride(raw, shortest=SHORTEST_STRIDE)
         lanes = max(1, min(self.lanes, len(raw)))
-        if self.profile is not None and transform is None:
+        if self.profile is not None and transform is None and \
+                _primed_fits_default_memory_limit(len(raw), self.profile.settings.table_bits):
             # primed: the profile's settings, within the format's
             settings = self.profile.settings
             table_bits = min(settings.table_bits, layout.max_table_bits(len(raw)))
             stride, flags = settings.stride, layout.FLAG_PRIMED
-        else:
-            if self.profile is not None:
+        else:  # cold: no profile, or a frame too large to prime (coded as without one)
+            if self.profile is not None and transform is not None:
                 raise ValueError("a primed frame has no numeric transform")
             table_bits = table_bits_for(len(raw), self.max_table_bits)
             flags = layout.NUMERIC_FLAG if transform is not None else 0
@@ -241,6 +242,18 @@ def _fits_default_memory_limit(raw_size: int, lanes: int, max_table_bits: int) -
     return limits.cm_frame_memory(raw_size, spec.max_payload_size(raw_size),
                                   table_bits_for(raw_size, max_table_bits), lanes,
                                   numeric=True) <= limits.DEFAULT_MEMORY_LIMIT
+
+
+def _primed_fits_default_memory_limit(raw_size: int, profile_table_bits: int) -> bool:
+    """Whether a primed frame of `raw_size` bytes decodes within the readers' default
+    memory limit (FORMAT.md "Memory"; the learnt model counts twice): the writer primes no
+    frame a reader would refuse by default (above about 170 MiB with tables of 2^18
+    buckets), and codes those cold."""
+    from vortexfmt import limits
+
+    table_bits = min(profile_table_bits, layout.max_table_bits(raw_size))
+    return limits.cm_frame_memory(raw_size, spec.max_payload_size(raw_size), table_bits, 1,
+                                  primed=True) <= limits.DEFAULT_MEMORY_LIMIT
 
 
 def parse_header(payload: bytes, raw_size: int):

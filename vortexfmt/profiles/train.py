@@ -27,7 +27,12 @@ from vortexfmt import native
 from vortexfmt.codecs.cm import SHORTEST_STRIDE
 from vortexfmt.codecs.stride import choose_stride
 from vortexfmt.errors import VortexError
-from vortexfmt.profiles.files import MAX_PRIME_SIZE, Profile, ProfileSettings
+from vortexfmt.profiles.files import (
+    MAX_PRIME_SIZE,
+    MAX_PROFILE_TABLE_BITS,
+    Profile,
+    ProfileSettings,
+)
 from vortexfmt.spec import cm as cm_layout
 
 PRIMING_CANDIDATES = (64 << 10, 256 << 10, 1 << 20)
@@ -91,7 +96,8 @@ def train_profile(files: list[Path], format_name: str, *,
         return coded
 
     stride_found = choose_stride(history[-(1 << 20):] or tests[0], shortest=SHORTEST_STRIDE)
-    largest = cm_layout.max_table_bits(frame_size)
+    # within what the format allows the frame size and a profile allows any frame
+    largest = min(cm_layout.max_table_bits(frame_size), MAX_PROFILE_TABLE_BITS)
     table_choices = sorted({max(cm_layout.MIN_TABLE_BITS, min(largest, bits))
                             for bits in (largest - 2, largest)})
     probe = prime_size or candidates[len(candidates) // 2]
