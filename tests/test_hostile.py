@@ -241,6 +241,22 @@ def test_model_frame_without_torch_names_the_frame_and_the_extra():
     assert out[:1024] == FIRST.ljust(1024, b".") and out[2048:] == THIRD
 
 
+@pytest.mark.skipif(HAS_TORCH, reason="checks the message where torch is missing")
+@pytest.mark.parametrize("command", ["unpack", "verify"])
+def test_cli_says_what_to_install_for_a_model_frame_not_that_it_is_damaged(cli, tmp_path,
+                                                                            command):
+    archive = tmp_path / "model.vtx"
+    archive.write_bytes(three_frames((CodecId.NEURAL, 1024, neural_payload(512, 1024)), 1024,
+                                     MODEL_ID))
+    extra = ["-o", tmp_path / "out"] if command == "unpack" else []
+    result = cli(command, archive, *extra)
+    assert result.exit_code == 1
+    assert "pip install 'vortexfmt[neural]'" in result.stderr
+    assert "damaged" not in result.stderr and "--salvage" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 # --- unexpected failures and salvage ------------------------------------------------------------
 
 

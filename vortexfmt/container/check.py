@@ -14,7 +14,12 @@ from vortexfmt.container.layout import Layout, read_layout, rebuild_layout
 from vortexfmt.container.readahead import FrameReadAhead
 from vortexfmt.container.reader import file_path
 from vortexfmt.container.structures import IndexEntry
-from vortexfmt.errors import FrameDamageError, FrameMemoryError, ModelMismatchError
+from vortexfmt.errors import (
+    FrameDamageError,
+    FrameMemoryError,
+    MissingExtraError,
+    ModelMismatchError,
+)
 from vortexfmt.limits import check_memory_limit
 
 
@@ -58,7 +63,8 @@ def check_archive(fileobj, sink=None, *, model: object | None = None,
     when the index is unusable, and damaged or missing frames are written as zeros. With
     `threads` > 1, that many frames are decoded at once (FrameReadAhead). Without
     `salvage`, a frame that needs a profile or model that is missing or not the archive's
-    raises ModelMismatchError (a FrameDamageError naming the frame) at once. A frame that needs
+    raises ModelMismatchError (a FrameDamageError naming the frame) at once, and one that
+    needs an extra that is not installed (torch) MissingExtraError. A frame that needs
     more than `memory_limit` bytes to decode (None: vortexfmt.limits.DEFAULT_MEMORY_LIMIT)
     is reported as damage, and not decoded.
     """
@@ -106,8 +112,8 @@ def _check_frames(report: CheckReport, frames: FrameReadAhead,
             try:
                 raw = frames.frame(number)
             except FrameDamageError as error:
-                if isinstance(error, ModelMismatchError) and not salvage:
-                    raise  # the profile or model is missing or another: not damage
+                if isinstance(error, (ModelMismatchError, MissingExtraError)) and not salvage:
+                    raise  # the profile, model or an extra is missing or another: not damage
                 raw = None
                 report.damage.append(Damage(number, entry.raw_offset, size, str(error),
                                             isinstance(error, FrameMemoryError)))
